@@ -1,0 +1,94 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Warden: a security and device-provisioning authority for IoT fleets.
+//
+// Dependency arrows point one way only:
+//   warden (exe) -> WardenCLI -> WardenStore -> WardenPKI -> WardenCore
+// Each third-party framework is imported by exactly one module:
+//   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore.
+// ArgumentParser is the one exception: each executable has its own thin command-tree module
+// (WardenCLI, EdgeAgentCLI), because the agent must never link the authority's CLI.
+//   warden-agent (exe) -> EdgeAgentCLI -> EdgeCore
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "warden",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "warden", targets: ["warden"]),
+        .library(name: "WardenPKI", targets: ["WardenPKI"]),
+        .library(name: "WardenStore", targets: ["WardenStore"]),
+        .executable(name: "warden-agent", targets: ["warden-agent"]),
+        .library(name: "EdgeCore", targets: ["EdgeCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "WardenCore", swiftSettings: strict),
+        .target(
+            name: "WardenPKI",
+            dependencies: [
+                "WardenCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "WardenStore",
+            dependencies: [
+                "WardenCore", "WardenPKI",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "WardenCLI",
+            dependencies: [
+                "WardenCore", "WardenPKI", "WardenStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "warden", dependencies: ["WardenCLI"], swiftSettings: strict),
+        // The edge side never links the authority (WardenStore, WardenCLI).
+        .target(name: "EdgeCore", swiftSettings: strict),
+        .target(
+            name: "EdgeAgentCLI",
+            dependencies: [
+                "EdgeCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "warden-agent", dependencies: ["EdgeAgentCLI"], swiftSettings: strict),
+        .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(
+            name: "WardenPKITests",
+            dependencies: [
+                "WardenPKI", "WardenCore",
+                // Tests may build PKI fixtures directly; production modules go through WardenPKI.
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenPKI", "WardenCore"]),
+        .testTarget(
+            name: "WardenCLITests",
+            dependencies: ["WardenCLI", "WardenStore", "WardenPKI", "WardenCore"]
+        ),
+    ]
+)

@@ -1,0 +1,234 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import WardenCore
+import X509
+
+/// A device certificate issued by Warden, with everything the registry records about it.
+public struct IssuedCertificate: Sendable {
+    /// The device.
+    public let deviceID: DeviceID
+    /// Serial number, lowercase hex (unique per CA; the registry enforces it).
+    public let serial: String
+    /// DER of the leaf certificate.
+    public let der: [UInt8]
+    /// PEM of the leaf followed by the issuing CA certificate: what a device installs.
+    public let chainPEM: String
+    /// Start of validity.
+    public let notBefore: Date
+    /// End of validity.
+    public let notAfter: Date
+    /// SHA-256 of the subject public key bits, as in ``ValidatedCSR/publicKeyFingerprint``.
+    public let publicKeyFingerprint: String
+    /// SHA-256 of the DER certificate.
+    public let sha256Fingerprint: String
+}
+
+/// The day-to-day signing authority: the issuing CA certificate and key, the root certificate (public part
+/// only) and the device profile.
+///
+/// Loading it never touches the root key, so the root key can live offline after `ca init`.
+public struct CertificateAuthority: Sendable {
+    /// The files of this authority.
+    public let layout: CALayout
+    /// The device profile in force.
+    public let profile: CertificateProfile
+    let issuingCertificate: Certificate
+    let rootCertificate: Certificate
+    let issuingKey: Certificate.PrivateKey
+
+    /// Backdating of notBefore, to tolerate device clocks that run a little slow.
+    public static let clockSkewAllowance: TimeInterval = 300
+
+    /// Loads the issuing CA from `layout`, decrypting the issuing key with `passphrase`.
+    /// - Throws: `.notFound` if there is no CA, `.wrongPassphrase`, or `.badInput` for corrupted files.
+    public static func load(layout: CALayout, passphrase: [UInt8]) throws -> CertificateAuthority {
+        guard SecureFile.mode(of: layout.issuingCertificate) != nil else {
+            throw WardenError.notFound("no CA in '\(layout.home)'; run 'warden ca init' first")
+        }
+        let issuing = try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
+        let root = try loadCertificate(layout.rootCertificate, what: "root CA certificate")
+        let keyPEM = try SecureFile.readText(layout.issuingKey, what: "issuing CA key")
+        let key = try EncryptedPKCS8.openPrivateKey(pem: keyPEM, passphrase: passphrase)
+        guard key.publicKey == issuing.publicKey else {
+            throw WardenError.badInput("issuing CA key '\(layout.issuingKey)' does not match '\(layout.issuingCertificate)'")
+        }
+        let profile: CertificateProfile
+        if SecureFile.mode(of: layout.deviceProfile) != nil {
+            profile = try CertificateProfile.parse(
+                json: try SecureFile.read(layout.deviceProfile, what: "device profile"), source: layout.deviceProfile)
+        } else {
+            profile = .builtInDevice
+        }
+        return CertificateAuthority(
+            layout: layout, profile: profile, issuingCertificate: issuing, rootCertificate: root, issuingKey: key)
+    }
+
+    static func loadCertificate(_ path: String, what: String) throws -> Certificate {
+        let certificates = try PEMInput.certificates(try SecureFile.read(path, what: what), what: "\(what) '\(path)'")
+        guard certificates.count == 1, let certificate = certificates.first else {
+            throw WardenError.badInput("\(what) '\(path)' must hold exactly one certificate")
+        }
+        return certificate
+    }
+
+    /// Summary of the issuing CA certificate.
+    public var issuingSummary: CertificateSummary { get throws { try CertificateSummary(issuingCertificate) } }
+    /// Summary of the root CA certificate.
+    public var rootSummary: CertificateSummary { get throws { try CertificateSummary(rootCertificate) } }
+
+    /// The trust bundle, issuing CA then root, PEM.
+    public var bundlePEM: String {
+        get throws {
+            PEMInput.pem(try issuingCertificate.derBytes(), label: "CERTIFICATE")
+                + PEMInput.pem(try rootCertificate.derBytes(), label: "CERTIFICATE")
+        }
+    }
+
+    /// Checks a CSR for `deviceID` against this authority's device profile.
+    public func validateCSR(_ bytes: [UInt8], deviceID: DeviceID, source: String) throws -> ValidatedCSR {
+        try CSRValidator.validate(bytes, deviceID: deviceID, profile: profile, source: source)
+    }
+
+    /// Resolves the validity an operator asked for against the profile's default and maximum.
+    public func resolveValidity(_ requested: WardenDuration?) throws -> WardenDuration {
+        let validity = try requested ?? WardenDuration(parsing: profile.defaultValidity)
+        let maximum = try WardenDuration(parsing: profile.maximumValidity)
+        guard validity.seconds <= maximum.seconds else {
+            throw WardenError.policy("validity \(validity) exceeds the device profile's maximum of \(maximum)")
+        }
+        return validity
+    }
+
+    /// Issues the device certificate for `csr`, following the device profile (RFC 5280 §4.1, §4.2).
+    ///
+    /// The serial is fresh and random on every call; a caller that hits the registry's uniqueness constraint
+    /// simply calls again.
+    public func issue(_ csr: ValidatedCSR, validity requested: WardenDuration?, now: Date) throws -> IssuedCertificate {
+        let validity = try resolveValidity(requested)
+        let start = Date(timeIntervalSince1970: (now.timeIntervalSince1970 - Self.clockSkewAllowance).rounded(.down))
+        let end = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down) + validity.timeInterval)
+        guard end <= issuingCertificate.notValidAfter else {
+            throw WardenError.policy(
+                "validity \(validity) would outlive the issuing CA, which expires \(ISO8601DateFormatter().string(from: issuingCertificate.notValidAfter))")
+        }
+        var subject = DistinguishedName()
+        if let organization = organizationName(of: issuingCertificate.subject) {
+            subject.append(RelativeDistinguishedName(try .init(type: .RDNAttributeType.organizationName, utf8String: organization)))
+        }
+        subject.append(RelativeDistinguishedName(try .init(type: .RDNAttributeType.commonName, utf8String: csr.deviceID.rawValue)))
+
+        let extensions = try deviceExtensions(for: csr)
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: SerialNumbers.random(),
+            publicKey: csr.publicKey,
+            notValidBefore: start,
+            notValidAfter: end,
+            issuer: issuingCertificate.subject,
+            subject: subject,
+            signatureAlgorithm: Self.signatureAlgorithm(for: issuingKey),
+            extensions: extensions,
+            issuerPrivateKey: issuingKey
+        )
+        let der = try certificate.derBytes()
+        return IssuedCertificate(
+            deviceID: csr.deviceID,
+            serial: Digest.hex(certificate.serialNumber.bytes),
+            der: der,
+            chainPEM: PEMInput.pem(der, label: "CERTIFICATE")
+                + PEMInput.pem(try issuingCertificate.derBytes(), label: "CERTIFICATE"),
+            notBefore: start,
+            notAfter: end,
+            publicKeyFingerprint: csr.publicKeyFingerprint,
+            sha256Fingerprint: Digest.hex(Digest.sha256(der))
+        )
+    }
+
+    func deviceExtensions(for csr: ValidatedCSR) throws -> Certificate.Extensions {
+        var usage = KeyUsage()
+        for name in profile.keyUsage {
+            switch name {
+            case "digitalSignature": usage.digitalSignature = true
+            case "keyAgreement": usage.keyAgreement = true
+            default: throw WardenError.badInput("device profile: keyUsage '\(name)' is not supported")
+            }
+        }
+        let ekus: [ExtendedKeyUsage.Usage] = try profile.extendedKeyUsage.map { name in
+            switch name {
+            case "clientAuth": return .clientAuth
+            case "serverAuth": return .serverAuth
+            default: throw WardenError.badInput("device profile: extendedKeyUsage '\(name)' is not supported")
+            }
+        }
+        var list: [Certificate.Extension] = [
+            try Certificate.Extension(usage, critical: true),
+            try Certificate.Extension(ExtendedKeyUsage(ekus), critical: false),
+            try Certificate.Extension(SubjectKeyIdentifier(hash: csr.publicKey), critical: false),
+            try Certificate.Extension(
+                AuthorityKeyIdentifier(keyIdentifier: try Self.subjectKeyIdentifier(of: issuingCertificate)),
+                critical: false),
+        ]
+        if profile.subjectAltName == .dns, let suffix = profile.dnsSuffix {
+            list.append(
+                try Certificate.Extension(
+                    SubjectAlternativeNames([.dnsName("\(csr.deviceID.rawValue).\(suffix)")]), critical: false))
+        }
+        if let url = profile.crlDistributionPoint {
+            list.append(Self.crlDistributionPoint(url))
+        }
+        return try Certificate.Extensions(list)
+    }
+
+    static func subjectKeyIdentifier(of certificate: Certificate) throws -> ArraySlice<UInt8> {
+        if let ski = try certificate.extensions.subjectKeyIdentifier { return ski.keyIdentifier }
+        return SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
+    }
+
+    static func signatureAlgorithm(for key: Certificate.PrivateKey) -> Certificate.SignatureAlgorithm {
+        if P384.Signing.PublicKey(key.publicKey) != nil { return .ecdsaWithSHA384 }
+        if Curve25519.Signing.PublicKey(key.publicKey) != nil { return .ed25519 }
+        return .ecdsaWithSHA256
+    }
+
+    func organizationName(of name: DistinguishedName) -> String? {
+        for rdn in name {
+            for attribute in rdn where attribute.type == .RDNAttributeType.organizationName {
+                return String(attribute.value)
+            }
+        }
+        return nil
+    }
+
+    /// CRLDistributionPoints (RFC 5280 §4.2.1.13) with one fullName URI. swift-certificates has no type for it,
+    /// so it is encoded here: SEQUENCE { SEQUENCE { [0] { [0] { [6] uri } } } }.
+    static func crlDistributionPoint(_ url: String) -> Certificate.Extension {
+        let uri = DERBytes.tlv(0x86, Array(url.utf8))
+        let fullName = DERBytes.tlv(0xA0, uri)
+        let distributionPointName = DERBytes.tlv(0xA0, fullName)
+        let value = DERBytes.tlv(0x30, DERBytes.tlv(0x30, distributionPointName))
+        return Certificate.Extension(oid: [2, 5, 29, 31], critical: false, value: value[...])
+    }
+}
+
+/// Minimal DER TLV writer for structures swift-certificates does not model.
+enum DERBytes {
+    /// Tag, definite length (X.690 §8.1.3), contents.
+    static func tlv(_ tag: UInt8, _ contents: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [tag]
+        let length = contents.count
+        if length < 0x80 {
+            out.append(UInt8(length))
+        } else {
+            var lengthBytes: [UInt8] = []
+            var remaining = length
+            while remaining > 0 {
+                lengthBytes.insert(UInt8(remaining & 0xFF), at: 0)
+                remaining >>= 8
+            }
+            out.append(0x80 | UInt8(lengthBytes.count))
+            out.append(contentsOf: lengthBytes)
+        }
+        return out + contents
+    }
+}
