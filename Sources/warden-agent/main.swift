@@ -1,0 +1,3 @@
+import EdgeAgentCLI
+
+WardenAgent.main()
