@@ -4,7 +4,7 @@ import PackageDescription
 // Warden: a security and device-provisioning authority for IoT fleets.
 //
 // Dependency arrows point one way only:
-//   warden (exe) -> WardenCLI -> WardenStore -> WardenPKI -> WardenCore
+//   warden (exe) -> WardenCLI -> WardenAuthority -> WardenStore -> WardenPKI -> WardenCore
 // Each third-party framework is imported by exactly one module:
 //   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore.
 // ArgumentParser is the one exception: each executable has its own thin command-tree module
@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "warden", targets: ["warden"]),
         .library(name: "WardenPKI", targets: ["WardenPKI"]),
         .library(name: "WardenStore", targets: ["WardenStore"]),
+        .library(name: "WardenAuthority", targets: ["WardenAuthority"]),
         .executable(name: "warden-agent", targets: ["warden-agent"]),
         .library(name: "EdgeCore", targets: ["EdgeCore"]),
     ],
@@ -53,10 +54,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Orchestration shared by the CLI and (later) the server: enroll, revoke, CRL publication.
+        .target(name: "WardenAuthority", dependencies: ["WardenCore", "WardenPKI", "WardenStore"], swiftSettings: strict),
         .target(
             name: "WardenCLI",
             dependencies: [
-                "WardenCore", "WardenPKI", "WardenStore",
+                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -74,6 +77,8 @@ let package = Package(
         ),
         .executableTarget(name: "warden-agent", dependencies: ["EdgeAgentCLI"], swiftSettings: strict),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore"], resources: [.copy("Fixtures")]),
+        // Shared test helpers: run the built executables, openssl and pkilint as oracles.
+        .target(name: "WardenTestSupport", path: "Tests/WardenTestSupport"),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(
             name: "WardenPKITests",
@@ -85,10 +90,11 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenPKI", "WardenCore"]),
+        .testTarget(name: "WardenAuthorityTests", dependencies: ["WardenAuthority", "WardenStore", "WardenPKI", "WardenCore"]),
+        .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         .testTarget(
             name: "WardenCLITests",
-            dependencies: ["WardenCLI", "WardenStore", "WardenPKI", "WardenCore"]
+            dependencies: ["WardenCLI", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
         ),
     ]
 )

@@ -56,14 +56,16 @@ public enum SecureFile {
     /// Writes `bytes` to `path` atomically: a temporary file in the same directory is written with `mode`,
     /// fsynced, renamed over `path`, and the directory is fsynced. Readers see the old file or the new one.
     /// - Throws: ``WardenError`` `.storage`, and the temporary file is removed.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
-        let temporary = try stage(bytes, besides: path, mode: mode)
-        try commit(staged: temporary, to: path)
+    /// - Parameter durable: fsync the file and its directory (default). Pass false only for convenience copies
+    ///   of data that is durable elsewhere; the write is still atomic.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, durable: Bool = true) throws {
+        let temporary = try stage(bytes, besides: path, mode: mode, durable: durable)
+        try commit(staged: temporary, to: path, durable: durable)
     }
 
     /// Writes `bytes` to a new temporary file next to `path` (same directory, so a later rename is atomic)
     /// and returns its path. Pair with ``commit(staged:to:)`` or ``discard(staged:)``.
-    public static func stage(_ bytes: [UInt8], besides path: String, mode: mode_t = 0o644) throws -> String {
+    public static func stage(_ bytes: [UInt8], besides path: String, mode: mode_t = 0o644, durable: Bool = true) throws -> String {
         let directory = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\(base).\(UInt64.random(in: 0...UInt64.max)).tmp"
@@ -85,7 +87,7 @@ public enum SecureFile {
             }
         }
         let savedErrno = errno
-        if ok { ok = fsync(fd) == 0 }
+        if ok && durable { ok = fsync(fd) == 0 }
         close(fd)
         guard ok else {
             unlink(temporary)
@@ -95,12 +97,13 @@ public enum SecureFile {
     }
 
     /// Renames a file from ``stage(_:besides:mode:)`` over `path` and fsyncs the directory.
-    public static func commit(staged temporary: String, to path: String) throws {
+    public static func commit(staged temporary: String, to path: String, durable: Bool = true) throws {
         guard rename(temporary, path) == 0 else {
             let message = String(cString: strerror(errno))
             unlink(temporary)
             throw WardenError.storage("cannot write '\(path)': \(message)")
         }
+        guard durable else { return }
         let directory = (path as NSString).deletingLastPathComponent
         let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 {

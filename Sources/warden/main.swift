@@ -1,1 +1,3 @@
-print("warden")
+import WardenCLI
+
+await WardenRoot.entry()

@@ -64,6 +64,27 @@ public struct CertificateAuthority: Sendable {
             layout: layout, profile: profile, issuingCertificate: issuing, rootCertificate: root, issuingKey: key)
     }
 
+    /// Summaries of the root and issuing certificates, read without any key.
+    public static func publicSummaries(layout: CALayout) throws -> (root: CertificateSummary, issuing: CertificateSummary) {
+        guard SecureFile.mode(of: layout.issuingCertificate) != nil else {
+            throw WardenError.notFound("no CA in '\(layout.home)'; run 'warden ca init' first")
+        }
+        return (
+            try CertificateSummary(try loadCertificate(layout.rootCertificate, what: "root CA certificate")),
+            try CertificateSummary(try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate"))
+        )
+    }
+
+    /// The trust bundle (issuing CA then root, PEM), read without any key.
+    public static func bundlePEM(layout: CALayout) throws -> String {
+        guard SecureFile.mode(of: layout.issuingCertificate) != nil else {
+            throw WardenError.notFound("no CA in '\(layout.home)'; run 'warden ca init' first")
+        }
+        let issuing = try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
+        let root = try loadCertificate(layout.rootCertificate, what: "root CA certificate")
+        return PEMInput.pem(try issuing.derBytes(), label: "CERTIFICATE") + PEMInput.pem(try root.derBytes(), label: "CERTIFICATE")
+    }
+
     static func loadCertificate(_ path: String, what: String) throws -> Certificate {
         let certificates = try PEMInput.certificates(try SecureFile.read(path, what: what), what: "\(what) '\(path)'")
         guard certificates.count == 1, let certificate = certificates.first else {
@@ -84,6 +105,9 @@ public struct CertificateAuthority: Sendable {
                 + PEMInput.pem(try rootCertificate.derBytes(), label: "CERTIFICATE")
         }
     }
+
+    /// The issuing CA certificate, PEM.
+    public var issuingPEM: String { get throws { PEMInput.pem(try issuingCertificate.derBytes(), label: "CERTIFICATE") } }
 
     /// Checks a CSR for `deviceID` against this authority's device profile.
     public func validateCSR(_ bytes: [UInt8], deviceID: DeviceID, source: String) throws -> ValidatedCSR {
@@ -114,9 +138,9 @@ public struct CertificateAuthority: Sendable {
         }
         var subject = DistinguishedName()
         if let organization = organizationName(of: issuingCertificate.subject) {
-            subject.append(RelativeDistinguishedName(try .init(type: .RDNAttributeType.organizationName, utf8String: organization)))
+            subject.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.organizationName, utf8String: organization)))
         }
-        subject.append(RelativeDistinguishedName(try .init(type: .RDNAttributeType.commonName, utf8String: csr.deviceID.rawValue)))
+        subject.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.commonName, utf8String: csr.deviceID.rawValue)))
 
         let extensions = try deviceExtensions(for: csr)
         let certificate = try Certificate(

@@ -1,0 +1,35 @@
+# Warden — the two set-up commands are `make quickstart` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+SWIFT_FLAGS ?=
+
+.PHONY: quickstart test build release deps deps-test bench clean
+
+deps:
+	@scripts/install-deps.sh build
+
+deps-test:
+	@scripts/install-deps.sh test
+
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS)
+
+release: deps
+	$(SWIFT) build -c release $(SWIFT_FLAGS)
+
+## Installs what is missing, builds, and runs the admin flow on a throw-away home.
+quickstart: deps
+	$(SWIFT) build $(SWIFT_FLAGS) --product warden
+	@scripts/quickstart.sh "$$($(SWIFT) build --show-bin-path)/warden"
+
+## Installs what is missing and runs the whole suite; ends with swift test's summary.
+test: deps-test
+	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+
+## Benchmarks (release, separate package): see docs/PERFORMANCE.md
+bench: deps-test
+	scripts/bench-enroll.sh
+
+clean:
+	rm -rf .build quickstart-demo

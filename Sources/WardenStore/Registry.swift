@@ -1,0 +1,293 @@
+import Foundation
+import GRDB
+import WardenCore
+
+/// The registry: devices, certificates, revocations, CRL numbering and the audit chain, in one SQLite
+/// database (WAL mode, `synchronous=FULL`) owned by this type.
+///
+/// Every public operation is one IMMEDIATE transaction that also appends its audit event, so a change and
+/// its audit record land together or not at all, and concurrent processes serialize on the write lock
+/// instead of forking the audit chain. No GRDB type escapes this module.
+public final class Registry: Sendable {
+    let pool: DatabasePool
+    /// Path of the database file.
+    public let path: String
+
+    /// Opens (creating if needed) the registry at `path` and applies pending migrations.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        configuration.foreignKeysEnabled = true
+        configuration.prepareDatabase { db in
+            // WAL + FULL: a committed transaction survives power loss, not only a process crash.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch let error as DatabaseError {
+            throw WardenError.storage("cannot open registry '\(path)': \(error.message ?? error.description)")
+        }
+        _ = chmod(path, 0o600)
+    }
+
+    /// Append-only named migrations; each runs in its own transaction.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-registry") { db in
+            try db.execute(sql: """
+                CREATE TABLE devices (
+                    id TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 3 AND 63),
+                    status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    revoked_at REAL,
+                    current_serial TEXT NOT NULL
+                ) STRICT;
+                CREATE TABLE device_groups (
+                    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+                    PRIMARY KEY (device_id, name)
+                ) STRICT;
+                CREATE TABLE certificates (
+                    serial TEXT PRIMARY KEY NOT NULL,
+                    device_id TEXT NOT NULL REFERENCES devices(id),
+                    not_before REAL NOT NULL,
+                    not_after REAL NOT NULL,
+                    issued_at REAL NOT NULL,
+                    public_key_fingerprint TEXT NOT NULL,
+                    sha256 TEXT NOT NULL UNIQUE,
+                    der BLOB NOT NULL
+                ) STRICT;
+                CREATE INDEX certificates_by_device ON certificates(device_id);
+                CREATE TABLE revocations (
+                    serial TEXT PRIMARY KEY NOT NULL REFERENCES certificates(serial),
+                    revoked_at REAL NOT NULL,
+                    reason_code INTEGER NOT NULL CHECK (reason_code BETWEEN 0 AND 10 AND reason_code != 7)
+                ) STRICT;
+                CREATE TABLE crl_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    last_number INTEGER NOT NULL CHECK (last_number >= 0)
+                ) STRICT;
+                INSERT INTO crl_state (id, last_number) VALUES (1, 0);
+                CREATE TABLE audit_events (
+                    seq INTEGER PRIMARY KEY NOT NULL CHECK (seq >= 1),
+                    ts TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    device_id TEXT,
+                    details TEXT NOT NULL,
+                    prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL UNIQUE
+                ) STRICT;
+                CREATE INDEX audit_by_device ON audit_events(device_id, seq);
+                CREATE TABLE audit_head (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    seq INTEGER NOT NULL,
+                    hash TEXT NOT NULL
+                ) STRICT;
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: - Writes
+
+    /// Outcome of recording an enrollment.
+    public enum EnrollOutcome: Sendable, Equatable {
+        /// The device and certificate were recorded (and audited).
+        case enrolled
+        /// The device already exists with this same public key: nothing was written (idempotent re-run).
+        case alreadyEnrolledWithSameKey(serial: String)
+        /// The device id is taken by another key, or was revoked.
+        case conflict(String)
+        /// The serial collided with an existing one: issue a fresh certificate and try again.
+        case serialCollision
+    }
+
+    /// Records a batch of enrollments in ONE transaction, appending one audit event each.
+    /// Every returned `.enrolled` is durable when this returns.
+    public func record(_ enrollments: [Enrollment], actor: String, now: Date) throws -> [EnrollOutcome] {
+        try write { db in
+            var outcomes: [EnrollOutcome] = []
+            outcomes.reserveCapacity(enrollments.count)
+            for enrollment in enrollments {
+                outcomes.append(try Self.insert(enrollment, actor: actor, now: now, db: db))
+            }
+            return outcomes
+        }
+    }
+
+    static func insert(_ e: Enrollment, actor: String, now: Date, db: Database) throws -> EnrollOutcome {
+        let id = e.deviceID.rawValue
+        if let existing = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT d.status, d.current_serial, c.public_key_fingerprint FROM devices d
+                JOIN certificates c ON c.serial = d.current_serial WHERE d.id = ?
+                """, arguments: [id])
+        {
+            let status: String = existing[0]
+            let serial: String = existing[1]
+            let fingerprint: String = existing[2]
+            if status == DeviceStatus.revoked.rawValue {
+                return .conflict("device '\(id)' was revoked; a revoked device id is never reissued")
+            }
+            if fingerprint == e.publicKeyFingerprint { return .alreadyEnrolledWithSameKey(serial: serial) }
+            return .conflict("device '\(id)' is already enrolled with a different key")
+        }
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM certificates WHERE serial = ?", arguments: [e.serial]) == true {
+            return .serialCollision
+        }
+        let stamp = now.timeIntervalSince1970
+        try db.execute(
+            sql: "INSERT INTO devices (id, status, created_at, updated_at, current_serial) VALUES (?, 'active', ?, ?, ?)",
+            arguments: [id, stamp, stamp, e.serial])
+        let groups = Array(Set(e.groups)).sorted()
+        for group in groups {
+            try db.execute(sql: "INSERT INTO device_groups (device_id, name) VALUES (?, ?)", arguments: [id, group])
+        }
+        try db.execute(
+            sql: """
+                INSERT INTO certificates (serial, device_id, not_before, not_after, issued_at, public_key_fingerprint, sha256, der)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                e.serial, id, e.notBefore.timeIntervalSince1970, e.notAfter.timeIntervalSince1970, stamp,
+                e.publicKeyFingerprint, e.sha256, Data(e.der),
+            ])
+        try appendAudit(
+            db: db, actor: actor, action: "device.enroll", deviceID: id,
+            details: [
+                "serial": e.serial, "groups": groups.joined(separator: ","), "not_after": AuditTime.string(e.notAfter),
+                "public_key": e.publicKeyFingerprint,
+            ], now: now)
+        return .enrolled
+    }
+
+    /// What a revocation changed.
+    public struct Revocation: Sendable {
+        /// Serials newly put on the CRL.
+        public var serials: [String]
+        /// The CRL number reserved for the CRL that includes them.
+        public var crlNumber: UInt64
+        /// Every revoked certificate, for building that CRL.
+        public var allRevoked: [RevocationEntry]
+    }
+
+    /// Revokes `deviceID` and every certificate it holds, reserves the next CRL number, and lets `publish`
+    /// build and stage the CRL inside the same transaction: if `publish` throws, nothing is revoked.
+    ///
+    /// - Parameter publish: builds, signs and stages the CRL for the given number and entries; it must not
+    ///   make it visible yet. Called with the database write lock held.
+    public func revoke(
+        _ deviceID: DeviceID, reasonCode: Int, actor: String, now: Date,
+        publish: (UInt64, [RevocationEntry]) throws -> Void
+    ) throws -> Revocation {
+        try write { db in
+            let id = deviceID.rawValue
+            guard let status = try String.fetchOne(db, sql: "SELECT status FROM devices WHERE id = ?", arguments: [id])
+            else { throw WardenError.notFound("device '\(id)' is not enrolled") }
+            guard status != DeviceStatus.revoked.rawValue else {
+                throw WardenError.alreadyExists("device '\(id)' is already revoked")
+            }
+            let stamp = now.timeIntervalSince1970
+            let serials = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT serial FROM certificates WHERE device_id = ?
+                    AND serial NOT IN (SELECT serial FROM revocations) ORDER BY serial
+                    """, arguments: [id])
+            for serial in serials {
+                try db.execute(
+                    sql: "INSERT INTO revocations (serial, revoked_at, reason_code) VALUES (?, ?, ?)",
+                    arguments: [serial, stamp, reasonCode])
+            }
+            try db.execute(
+                sql: "UPDATE devices SET status = 'revoked', revoked_at = ?, updated_at = ? WHERE id = ?",
+                arguments: [stamp, stamp, id])
+            let number = try Self.nextCRLNumber(db)
+            let entries = try Self.revocationEntries(db)
+            try publish(number, entries)
+            try Self.appendAudit(
+                db: db, actor: actor, action: "device.revoke", deviceID: id,
+                details: ["serials": serials.joined(separator: ","), "reason": String(reasonCode), "crl_number": String(number)],
+                now: now)
+            return Revocation(serials: serials, crlNumber: number, allRevoked: entries)
+        }
+    }
+
+    /// Reserves the next CRL number and lets `publish` build and stage a CRL with every revocation, audited.
+    public func issueCRL(actor: String, now: Date, publish: (UInt64, [RevocationEntry]) throws -> Void) throws -> UInt64 {
+        try write { db in
+            let number = try Self.nextCRLNumber(db)
+            let entries = try Self.revocationEntries(db)
+            try publish(number, entries)
+            try Self.appendAudit(
+                db: db, actor: actor, action: "crl.issue", deviceID: nil,
+                details: ["crl_number": String(number), "entries": String(entries.count)], now: now)
+            return number
+        }
+    }
+
+    static func nextCRLNumber(_ db: Database) throws -> UInt64 {
+        try db.execute(sql: "UPDATE crl_state SET last_number = last_number + 1 WHERE id = 1")
+        let number = try Int64.fetchOne(db, sql: "SELECT last_number FROM crl_state WHERE id = 1") ?? 0
+        return UInt64(number)
+    }
+
+    static func revocationEntries(_ db: Database) throws -> [RevocationEntry] {
+        try Row.fetchAll(db, sql: "SELECT serial, revoked_at, reason_code FROM revocations ORDER BY serial").map {
+            RevocationEntry(
+                serial: $0[0], revokedAt: Date(timeIntervalSince1970: $0[1]), reasonCode: $0[2])
+        }
+    }
+
+    /// Appends a free-standing audit event (e.g. `ca.init`).
+    public func audit(action: String, deviceID: String?, details: [String: String], actor: String, now: Date) throws {
+        try write { db in
+            try Self.appendAudit(db: db, actor: actor, action: action, deviceID: deviceID, details: details, now: now)
+        }
+    }
+
+    static func appendAudit(
+        db: Database, actor: String, action: String, deviceID: String?, details: [String: String], now: Date
+    ) throws {
+        let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        let seq: Int64 = (head?[0] as Int64? ?? 0) + 1
+        let previous: String = head?[1] ?? AuditEvent.genesisHash
+        var event = AuditEvent(
+            seq: seq, timestamp: AuditTime.string(now), actor: actor, action: action, deviceID: deviceID,
+            details: CanonicalJSON.encode(details), previousHash: previous, hash: "")
+        event.hash = event.expectedHash
+        try db.execute(
+            sql: """
+                INSERT INTO audit_events (seq, ts, actor, action, device_id, details, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                event.seq, event.timestamp, event.actor, event.action, event.deviceID, event.details,
+                event.previousHash, event.hash,
+            ])
+        try db.execute(
+            sql: "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            arguments: [event.seq, event.hash])
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as DatabaseError {
+            throw WardenError.storage("registry '\(path)': \(error.message ?? error.description)")
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch let error as DatabaseError {
+            throw WardenError.storage("registry '\(path)': \(error.message ?? error.description)")
+        }
+    }
+}

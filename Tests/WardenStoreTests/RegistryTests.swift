@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+import WardenCore
+import WardenStore
+import WardenTestSupport
+
+@Suite("registry and audit chain")
+struct RegistryTests {
+    func enrollment(_ id: String, serial: String, key: String = "k") throws -> Enrollment {
+        Enrollment(
+            deviceID: try DeviceID(id), groups: ["b", "a", "a"], serial: serial, der: [0x30, 0x00], notBefore: Date(),
+            notAfter: Date().addingTimeInterval(86_400), publicKeyFingerprint: key + id, sha256: "sha-" + serial)
+    }
+
+    @Test("enroll is idempotent for the same key, a conflict for another, and serials are unique")
+    func enrollOutcomes() throws {
+        let dir = try TemporaryDirectory()
+        let registry = try Registry(path: dir.file("r.sqlite"))
+        #expect(try registry.record([try enrollment("dev-one", serial: "01")], actor: "t", now: Date()) == [.enrolled])
+        #expect(try registry.record([try enrollment("dev-one", serial: "02")], actor: "t", now: Date()) == [.alreadyEnrolledWithSameKey(serial: "01")])
+        #expect(try registry.record([try enrollment("dev-one", serial: "03", key: "other")], actor: "t", now: Date()).first.map {
+            if case .conflict = $0 { return true } else { return false }
+        } == true)
+        #expect(try registry.record([try enrollment("dev-two", serial: "01")], actor: "t", now: Date()) == [.serialCollision])
+        #expect(try registry.device("dev-one")?.groups == ["a", "b"])
+        #expect(try registry.certificateCount() == 1)
+    }
+
+    @Test("revocation rolls back when publishing the CRL fails")
+    func revokeRollsBack() throws {
+        let dir = try TemporaryDirectory()
+        let registry = try Registry(path: dir.file("r.sqlite"))
+        _ = try registry.record([try enrollment("dev-one", serial: "0a")], actor: "t", now: Date())
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try registry.revoke(try DeviceID("dev-one"), reasonCode: 1, actor: "t", now: Date()) { _, _ in throw Boom() }
+        }
+        #expect(try registry.device("dev-one")?.status == .active)
+        #expect(try registry.lastCRLNumber() == 0)
+        let result = try registry.revoke(try DeviceID("dev-one"), reasonCode: 1, actor: "t", now: Date()) { number, entries in
+            #expect(number == 1)
+            #expect(entries.map(\.serial) == ["0a"])
+        }
+        #expect(result.crlNumber == 1)
+        #expect(try registry.device("dev-one")?.status == .revoked)
+        #expect(throws: WardenError.alreadyExists("")) {
+            try registry.revoke(try DeviceID("dev-one"), reasonCode: 1, actor: "t", now: Date()) { _, _ in }
+        }
+        // A revoked id is never reissued.
+        let again = try registry.record([try enrollment("dev-one", serial: "0b")], actor: "t", now: Date())
+        #expect(again.first.map { if case .conflict = $0 { return true } else { return false } } == true)
+    }
+
+    @Test("audit verify detects an edited, a deleted, a reordered and a truncated event")
+    func auditTamper() throws {
+        for tamper in ["UPDATE audit_events SET details = '{\"serial\":\"ff\"}' WHERE seq = 2",
+                       "DELETE FROM audit_events WHERE seq = 2",
+                       "UPDATE audit_events SET seq = seq + 100 WHERE seq = 2; UPDATE audit_events SET seq = 2 WHERE seq = 3; UPDATE audit_events SET seq = 3 WHERE seq = 102",
+                       "DELETE FROM audit_events WHERE seq = 3"] {
+            let dir = try TemporaryDirectory()
+            let path = dir.file("r.sqlite")
+            do {
+                let registry = try Registry(path: path)
+                for index in 1...3 {
+                    _ = try registry.record([try enrollment("dev-\(index)00", serial: "0\(index)")], actor: "t", now: Date())
+                }
+                guard case .intact(3, _) = try registry.verifyAudit() else {
+                    Issue.record("fresh chain must verify")
+                    return
+                }
+            }
+            let edited = try WardenProcess.launch("sqlite3", [path, tamper])
+            #expect(edited.status == 0, "\(edited.stderr)")
+            let registry = try Registry(path: path)
+            guard case .broken(let seq, let reason) = try registry.verifyAudit() else {
+                Issue.record("tampering not detected: \(tamper)")
+                continue
+            }
+            #expect(seq == (tamper.hasSuffix("seq = 3") ? 3 : 2), "\(tamper): \(reason)")
+        }
+    }
+}
