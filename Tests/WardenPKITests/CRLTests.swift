@@ -3,12 +3,12 @@ import Foundation
 import SwiftASN1
 import Testing
 import WardenCore
-import X509
+@_spi(FixedExpiryValidationTime) import X509
 
 @testable import WardenPKI
 
 /// A root + issuing CA + two device leaves, built in the test at a fixed reference time (no committed keys).
-struct TestPKI: Sendable {
+struct CRLTestPKI: Sendable {
     /// 2026-01-01T00:00:00Z.
     static let referenceTime = Date(timeIntervalSince1970: 1_767_225_600)
 
@@ -132,7 +132,7 @@ struct TestPKI: Sendable {
 
 @Suite("CertificateRevocationList")
 struct CRLTests {
-    static let t = TestPKI.referenceTime
+    static let t = CRLTestPKI.referenceTime
 
     static func entries(_ count: Int) -> [RevokedCertificate] {
         let reasons: [RevocationReason?] = [.keyCompromise, nil, .superseded, .unspecified, .cessationOfOperation]
@@ -165,7 +165,7 @@ struct CRLTests {
 
     @Test("Signed CRLs verify in openssl, show their contents, lint clean and round-trip", arguments: [0, 1, 1000])
     func signedCRL(count: Int) throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         let revoked = Self.entries(count)
         let crl = try pki.crl(number: 42, revoked: revoked)
 
@@ -227,7 +227,7 @@ struct CRLTests {
 
     @Test("A P-384 issuer signs with ecdsa-with-SHA384")
     func p384Issuer() throws {
-        let pki = try TestPKI(issuingCurve: "P-384")
+        let pki = try CRLTestPKI(issuingCurve: "P-384")
         let crl = try pki.crl(revoked: Self.entries(3))
         #expect(crl.signatureAlgorithm == .ecdsaWithSHA384)
         #expect(crl.isSignatureValid(issuer: pki.issuing))
@@ -246,7 +246,7 @@ struct CRLTests {
 
     @Test("openssl verify -crl_check rejects the revoked leaf and accepts the other")
     func opensslVerifyCRLCheck() throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         let revokedLeaf = pki.leaves[0]
         let crl = try pki.crl(
             revoked: [RevokedCertificate(serialNumber: Array(revokedLeaf.serialNumber.bytes), revocationDate: Self.t, reason: .keyCompromise)]
@@ -284,7 +284,7 @@ struct CRLTests {
 
     @Test("Times: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §5.1.2.4)")
     func timeEncoding() throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         // 2049-12-31T23:59:59Z: thisUpdate and the entry in UTCTime, nextUpdate (a week later, 2050) in GeneralizedTime.
         let last2049 = Date(timeIntervalSince1970: 2_524_607_999)
         let crl = try pki.crl(revoked: [RevokedCertificate(serialNumber: [5], revocationDate: last2049)], thisUpdate: last2049)
@@ -314,7 +314,7 @@ struct CRLTests {
 
     @Test("Signing is deterministic apart from the ECDSA signature")
     func deterministicTBS() throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         let entries = Self.entries(20)
         let a = try pki.crl(revoked: entries)
         let b = try pki.crl(revoked: entries.reversed())
@@ -326,7 +326,7 @@ struct CRLTests {
 
     @Test("Every single-byte change either fails to parse (.badInput) or fails the signature")
     func tamperedBytes() throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         let crl = try pki.crl(revoked: Self.entries(2))
         var parsedButInvalid = 0
         for position in crl.derEncoded.indices {
@@ -345,21 +345,21 @@ struct CRLTests {
 
     @Test("Wrong issuer: another CA, the root, or a same-named CA with another key")
     func wrongIssuer() throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         let crl = try pki.crl(revoked: Self.entries(1))
         #expect(crl.isSignatureValid(issuer: pki.issuing))
         #expect(!crl.isSignatureValid(issuer: pki.root))
         #expect(!crl.isSignatureValid(issuer: pki.leaves[0]))
-        let impostor = try TestPKI()  // same names, fresh keys
+        let impostor = try CRLTestPKI()  // same names, fresh keys
         #expect(!crl.isSignatureValid(issuer: impostor.issuing))
-        let renamed = try TestPKI(issuingName: "Other CA")
+        let renamed = try CRLTestPKI(issuingName: "Other CA")
         #expect(!renamed.issuing.subject.isEmpty)
         #expect(!crl.isSignatureValid(issuer: renamed.issuing))
     }
 
     @Test("Garbage and truncations are .badInput")
     func garbage() throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         let der = try pki.crl(revoked: Self.entries(3)).derEncoded
         Self.expectBadInput { _ = try CertificateRevocationList(derEncoded: []) }
         Self.expectBadInput { _ = try CertificateRevocationList(derEncoded: [0x30, 0x00]) }
@@ -375,12 +375,12 @@ struct CRLTests {
             _ = try CertificateRevocationList(pemEncoded: PEMDocument(type: "CERTIFICATE", derBytes: der).pemString)
         }
         // A certificate is not a CRL.
-        Self.expectBadInput { _ = try CertificateRevocationList(pemEncoded: TestPKI.pem(pki.root).replacingOccurrences(of: "CERTIFICATE", with: "X509 CRL")) }
+        Self.expectBadInput { _ = try CertificateRevocationList(pemEncoded: CRLTestPKI.pem(pki.root).replacingOccurrences(of: "CERTIFICATE", with: "X509 CRL")) }
     }
 
     @Test("sign refuses inconsistent input")
     func signRefuses() throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         func sign(
             key: Certificate.PrivateKey? = nil,
             number: UInt64 = 1,
@@ -426,7 +426,7 @@ struct CRLTests {
 
     @Test("We parse and verify a CRL that openssl ca -gencrl signed")
     func parseOpenSSLCRL() throws {
-        let pki = try TestPKI()
+        let pki = try CRLTestPKI()
         try OpenSSLOracle.withTemporaryDirectory { dir in
             try pki.write(to: dir)
             let keyPath = try OpenSSLOracle.write(try pki.issuingKey.serializeAsPEM().pemString + "\n", to: "issuing.key", in: dir)
@@ -506,5 +506,137 @@ struct CRLTests {
             #expect(throws: OpenSSLOracle.OracleError.self) { _ = try OpenSSLOracle.pkilintCRL(path) }
             #expect(throws: OpenSSLOracle.OracleError.self) { _ = try OpenSSLOracle.pkilintCert(path) }
         }
+    }
+}
+
+@Suite("CRLRevocationPolicy")
+struct CRLRevocationPolicyTests {
+    static let t = CRLTestPKI.referenceTime
+
+    /// Root-signed CRL about the issuing CA (for checkAll).
+    static func rootCRL(_ pki: CRLTestPKI, revoked: [RevokedCertificate] = []) throws -> CertificateRevocationList {
+        try CertificateRevocationList.sign(
+            issuer: pki.root, issuerKey: pki.rootKey, crlNumber: 1,
+            thisUpdate: t, nextUpdate: t + 30 * 86_400, revoked: revoked
+        )
+    }
+
+    /// nil when the chain validates, else the failure reasons.
+    static func validate(
+        _ pki: CRLTestPKI,
+        leaf: Certificate,
+        crls: [CertificateRevocationList],
+        at time: Date = t + 3_600,
+        checkAll: Bool = false
+    ) async -> [String]? {
+        var verifier = Verifier(rootCertificates: CertificateStore([pki.root])) {
+            RFC5280Policy(fixedExpiryValidationTime: time)
+            CRLRevocationPolicy(crls: crls, validationTime: time, checkAll: checkAll)
+        }
+        switch await verifier.validate(leaf: leaf, intermediates: CertificateStore([pki.issuing])) {
+        case .validCertificate:
+            return nil
+        case .couldNotValidate(let failures):
+            return failures.map(\.policyFailureReason.description)
+        }
+    }
+
+    static func revokedEntry(_ certificate: Certificate, _ reason: RevocationReason? = .keyCompromise) -> RevokedCertificate {
+        RevokedCertificate(serialNumber: Array(certificate.serialNumber.bytes), revocationDate: t, reason: reason)
+    }
+
+    @Test("A listed leaf fails with a sentence naming serial and reason; an unlisted one passes")
+    func revokedAndGood() async throws {
+        let pki = try CRLTestPKI()
+        let crl = try pki.crl(revoked: [Self.revokedEntry(pki.leaves[0])] + CRLTests.entries(50))
+        let revoked = try #require(await Self.validate(pki, leaf: pki.leaves[0], crls: [crl]))
+        #expect(revoked.count == 1)
+        #expect(revoked.first?.contains("certificate serial 80000010") == true, "\(revoked)")
+        #expect(revoked.first?.contains("revoked (keyCompromise)") == true, "\(revoked)")
+        #expect(await Self.validate(pki, leaf: pki.leaves[1], crls: [crl]) == nil)
+        // Reason-less entries still revoke.
+        let noReason = try pki.crl(revoked: [Self.revokedEntry(pki.leaves[1], nil)])
+        let failures = try #require(await Self.validate(pki, leaf: pki.leaves[1], crls: [noReason]))
+        #expect(failures.first?.contains("was revoked at") == true, "\(failures)")
+    }
+
+    @Test("No CRL, or only CRLs from other or forged issuers: fail closed")
+    func noCRL() async throws {
+        let pki = try CRLTestPKI()
+        let none = try #require(await Self.validate(pki, leaf: pki.leaves[1], crls: []))
+        #expect(none.first?.contains("No CRL for issuer") == true, "\(none)")
+        #expect(none.first?.contains("Warden Test Issuing CA") == true, "\(none)")
+        // Same issuer name, different key: the signature does not verify, so it is ignored.
+        let impostor = try CRLTestPKI()
+        let forged = try impostor.crl(revoked: [])
+        #expect(forged.issuer == pki.issuing.subject)
+        let withForged = try #require(await Self.validate(pki, leaf: pki.leaves[1], crls: [forged]))
+        #expect(withForged.first?.contains("No CRL for issuer") == true)
+        // A CRL from the root does not cover the leaf.
+        let rootOnly = try #require(await Self.validate(pki, leaf: pki.leaves[1], crls: [try Self.rootCRL(pki)]))
+        #expect(rootOnly.first?.contains("No CRL for issuer") == true)
+        // A forged CRL cannot un-revoke: the genuine one still counts.
+        let genuine = try pki.crl(revoked: [Self.revokedEntry(pki.leaves[0])])
+        #expect(await Self.validate(pki, leaf: pki.leaves[0], crls: [forged, genuine]) != nil)
+    }
+
+    @Test("Expired and not-yet-valid CRLs fail")
+    func freshness() async throws {
+        let pki = try CRLTestPKI()
+        let crl = try pki.crl(revoked: [])  // thisUpdate t, nextUpdate t + 7 days
+        #expect(await Self.validate(pki, leaf: pki.leaves[1], crls: [crl], at: Self.t) == nil)
+        #expect(await Self.validate(pki, leaf: pki.leaves[1], crls: [crl], at: Self.t + 7 * 86_400) == nil)
+        let expired = try #require(await Self.validate(pki, leaf: pki.leaves[1], crls: [crl], at: Self.t + 7 * 86_400 + 1))
+        #expect(expired.first?.contains("expired") == true, "\(expired)")
+        let future = try pki.crl(revoked: [], thisUpdate: Self.t + 7_200)
+        let early = try #require(await Self.validate(pki, leaf: pki.leaves[1], crls: [future], at: Self.t + 3_600))
+        #expect(early.first?.contains("not valid yet") == true, "\(early)")
+    }
+
+    @Test("The newest CRL in force decides")
+    func newestWins() async throws {
+        let pki = try CRLTestPKI()
+        let older = try pki.crl(number: 1, revoked: [], thisUpdate: Self.t - 86_400)
+        let newer = try pki.crl(number: 2, revoked: [Self.revokedEntry(pki.leaves[0], .certificateHold)], thisUpdate: Self.t)
+        let held = try #require(await Self.validate(pki, leaf: pki.leaves[0], crls: [newer, older]))
+        #expect(held.first?.contains("(certificateHold)") == true, "\(held)")
+        // A hold released in a later CRL: the later CRL wins.
+        let released = try pki.crl(number: 3, revoked: [], thisUpdate: Self.t + 60)
+        #expect(await Self.validate(pki, leaf: pki.leaves[0], crls: [older, newer, released], at: Self.t + 120) == nil)
+        // ...but not before it is issued.
+        #expect(await Self.validate(pki, leaf: pki.leaves[0], crls: [older, newer, released], at: Self.t + 30) != nil)
+    }
+
+    @Test("checkAll also checks the issuing CA against the root's CRL")
+    func checkAll() async throws {
+        let pki = try CRLTestPKI()
+        let leafCRL = try pki.crl(revoked: [])
+        let cleanRoot = try Self.rootCRL(pki)
+        let revokingRoot = try Self.rootCRL(pki, revoked: [Self.revokedEntry(pki.issuing, .caCompromise)])
+        #expect(await Self.validate(pki, leaf: pki.leaves[1], crls: [leafCRL, revokingRoot]) == nil)
+        #expect(await Self.validate(pki, leaf: pki.leaves[1], crls: [leafCRL, cleanRoot], checkAll: true) == nil)
+        let revoked = try #require(await Self.validate(pki, leaf: pki.leaves[1], crls: [leafCRL, revokingRoot], checkAll: true))
+        #expect(revoked.first?.contains("revoked (cACompromise)") == true, "\(revoked)")
+        #expect(revoked.first?.contains("Warden Test Issuing CA") == true, "\(revoked)")
+        let missing = try #require(await Self.validate(pki, leaf: pki.leaves[1], crls: [leafCRL], checkAll: true))
+        #expect(missing.first?.contains("No CRL for issuer") == true && missing.first?.contains("Root CA") == true, "\(missing)")
+    }
+
+    @Test("The policy agrees with openssl verify -crl_check on the same CRL", arguments: [0, 1])
+    func agreesWithOpenSSL(leafIndex: Int) async throws {
+        let pki = try CRLTestPKI()
+        let crl = try pki.crl(revoked: [Self.revokedEntry(pki.leaves[0])])
+        let ours = await Self.validate(pki, leaf: pki.leaves[leafIndex], crls: [crl]) == nil
+        let theirs = try OpenSSLOracle.withTemporaryDirectory { dir in
+            try pki.write(to: dir)
+            let crlPath = try OpenSSLOracle.write(crl.pemEncoded, to: "crl.pem", in: dir)
+            return try OpenSSLOracle.run([
+                "verify", "-attime", "\(Int(Self.t.timeIntervalSince1970) + 3_600)", "-crl_check", "-CRLfile", crlPath,
+                "-CAfile", dir.appendingPathComponent("chain.pem").path,
+                dir.appendingPathComponent("leaf\(leafIndex).pem").path,
+            ]).succeeded
+        }
+        #expect(ours == theirs)
+        #expect(ours == (leafIndex == 1))
     }
 }
