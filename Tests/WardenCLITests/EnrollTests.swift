@@ -108,16 +108,29 @@ struct BadInputTests {
     func tamperedCSR() throws {
         let fleet = try Fleet()
         let csr = try fleet.csr("tamper-me")
-        // Re-encode the CSR with one byte of the subject key flipped: the self-signature no longer verifies.
-        let der = try Oracle.openssl(["req", "-in", csr, "-outform", "DER"])
-        #expect(der.status == 0)
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: csr)))
+        // Change one letter of the signed subject (tamper-me -> tamper-mf): the self-signature no longer verifies.
         let derPath = fleet.dir.file("t.der")
-        _ = try Oracle.openssl(["req", "-in", csr, "-outform", "DER", "-out", derPath])
-        bytes = Array(try Data(contentsOf: URL(fileURLWithPath: derPath)))
-        bytes[bytes.count - 80] ^= 0x01
+        #expect(try Oracle.openssl(["req", "-in", csr, "-outform", "DER", "-out", derPath]).status == 0)
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: derPath)))
+        let needle = Array("tamper-me".utf8)
+        let at = (0...(bytes.count - needle.count)).first { Array(bytes[$0..<($0 + needle.count)]) == needle }!
+        bytes[at + needle.count - 1] = UInt8(ascii: "f")
         let tampered = try fleet.dir.write("tampered.der", bytes)
-        try expectRefusal(fleet, ["device", "enroll", "tamper-me", "--csr", tampered], status: 1, mentions: "tampered.der")
+        try expectRefusal(fleet, ["device", "enroll", "tamper-mf", "--csr", tampered], status: 1, mentions: "tampered.der")
+        try expectRefusal(fleet, ["device", "enroll", "tamper-me", "--csr", tampered], status: 1, mentions: "signature")
+    }
+
+    @Test("CSR with a corrupted signature")
+    func corruptedSignature() throws {
+        let fleet = try Fleet()
+        let csr = try fleet.csr("sig-broken")
+        let derPath = fleet.dir.file("s.der")
+        #expect(try Oracle.openssl(["req", "-in", csr, "-outform", "DER", "-out", derPath]).status == 0)
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: derPath)))
+        // The last bytes are the ECDSA signature's S integer.
+        bytes[bytes.count - 2] ^= 0x55
+        let tampered = try fleet.dir.write("sig.der", bytes)
+        try expectRefusal(fleet, ["device", "enroll", "sig-broken", "--csr", tampered], status: 1, mentions: "signature")
     }
 
     @Test("CSR CN does not match the id")

@@ -64,7 +64,8 @@ struct RevocationTests {
         #expect(try Oracle.pkilintCRL(second) == [])
         func number(_ path: String, _ form: String) throws -> Int {
             let text = try Oracle.openssl(["crl", "-in", path, "-inform", form, "-noout", "-crlnumber"]).stdout
-            return Int(text.split(separator: "=").last!.trimmingCharacters(in: .whitespacesAndNewlines), radix: 16) ?? -1
+            let value = text.split(separator: "=").last!.trimmingCharacters(in: .whitespacesAndNewlines)
+            return Int(value.hasPrefix("0x") ? String(value.dropFirst(2)) : value, radix: 16) ?? -1
         }
         #expect(try number(first, "PEM") == 1)
         #expect(try number(second, "DER") == 3)

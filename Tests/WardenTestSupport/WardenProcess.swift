@@ -10,6 +10,8 @@ public struct WardenProcess: Sendable {
         public var stdout: String
         /// Standard error.
         public var stderr: String
+        /// stdout followed by stderr (openssl prints verdicts on either).
+        public var combined: String { stdout + stderr }
     }
 
     /// The Warden home used by every invocation.
@@ -72,9 +74,9 @@ public struct WardenProcess: Sendable {
         let outURL = scratch.appendingPathComponent("out")
         let errURL = scratch.appendingPathComponent("err")
         let inURL = scratch.appendingPathComponent("in")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        FileManager.default.createFile(atPath: inURL.path, contents: Data(stdin ?? []))
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: inURL.path, contents: Data(stdin ?? []))
         let process = Process()
         if executable.hasPrefix("/") {
             process.executableURL = URL(fileURLWithPath: executable)
@@ -156,7 +158,7 @@ public enum DeviceKeys {
         }
         let generated = try WardenProcess.launch("openssl", keyArgs)
         guard generated.status == 0 else { throw TestSupportError("openssl genpkey failed: \(generated.stderr)") }
-        let request = try WardenProcess.launch("openssl", ["req", "-new", "-key", key, "-subj", "/CN=\(commonName)", "-out", csr])
+        let request = try WardenProcess.launch("openssl", ["req", "-new", "-key", key, "-subj", "/CN=" + commonName.replacingOccurrences(of: "/", with: "\\/").replacingOccurrences(of: "+", with: "\\+"), "-out", csr])
         guard request.status == 0 else { throw TestSupportError("openssl req failed: \(request.stderr)") }
         return (key, csr)
     }
