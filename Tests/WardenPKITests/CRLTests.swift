@@ -483,6 +483,11 @@ struct CRLTests {
         #expect(try JSONDecoder().decode(RevocationReason.self, from: data) == reason)
     }
 
+    @Test("Only removeFromCRL is refused in complete CRLs")
+    func completeCRLReasons() {
+        #expect(RevocationReason.allCases.filter { !$0.isValidInCompleteCRL } == [.removeFromCRL])
+    }
+
     @Test("RevocationReason rejects unknown names", arguments: ["", "compromise", "key compromised", "7", "keyCompromise!"])
     func unknownReason(_ name: String) {
         #expect(RevocationReason(name: name) == nil)

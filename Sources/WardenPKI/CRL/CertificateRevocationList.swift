@@ -23,7 +23,8 @@ public enum RevocationReason: Int, Sendable, CaseIterable, Codable {
     case cessationOfOperation = 5
     /// The certificate is temporarily suspended.
     case certificateHold = 6
-    /// Delta CRLs only: a previously held certificate is released.
+    /// Delta CRLs only: a previously held certificate is released. `CertificateRevocationList.sign` refuses it,
+    /// so do not let anyone revoke with it (see ``isValidInCompleteCRL``).
     case removeFromCRL = 8
     /// A privilege granted by the certificate was withdrawn.
     case privilegeWithdrawn = 9
@@ -39,6 +40,9 @@ public enum RevocationReason: Int, Sendable, CaseIterable, Codable {
         }
         self = match
     }
+
+    /// Whether a complete (non-delta) CRL may carry this reason: all but `removeFromCRL` (RFC 5280 §5.3.1).
+    public var isValidInCompleteCRL: Bool { self != .removeFromCRL }
 
     /// The RFC 5280 §5.3.1 ASN.1 name, e.g. "keyCompromise" (spelled "cACompromise" and "aACompromise" as in the RFC).
     public var name: String {
@@ -108,6 +112,8 @@ public struct CertificateRevocationList: Sendable {
     let signatureAlgorithm: Certificate.SignatureAlgorithm
     /// The signature value: the contents of the BIT STRING (RFC 5280 §5.1.1.3).
     let signatureBytes: [UInt8]
+    /// Position in ``revoked`` of each serial number (first occurrence), so lookups stay O(1) on large CRLs.
+    private let indexBySerial: [[UInt8]: Int]
 
     /// The PEM encoding ("X509 CRL", RFC 7468 §6), ending with a newline.
     public var pemEncoded: String {
@@ -165,12 +171,17 @@ public struct CertificateRevocationList: Sendable {
         self.tbsBytes = tbs.bytes
         self.signatureAlgorithm = signatureAlgorithm
         self.signatureBytes = signatureBytes
+        var index: [[UInt8]: Int] = [:]
+        index.reserveCapacity(tbs.revoked.count)
+        for (position, entry) in tbs.revoked.enumerated() where index[entry.serialNumber] == nil {
+            index[entry.serialNumber] = position
+        }
+        self.indexBySerial = index
     }
 
     /// The entry for a serial number (big-endian; leading zero bytes are ignored), if it is listed.
     public func entry(forSerial bytes: [UInt8]) -> RevokedCertificate? {
-        let wanted = Self.normalizedSerial(bytes)
-        return revoked.first { $0.serialNumber == wanted }
+        indexBySerial[Self.normalizedSerial(bytes)].map { revoked[$0] }
     }
 
     /// Whether `issuer` issued this CRL: its subject equals the CRL issuer name (RFC 5280 §6.3.3 (b)) and its
@@ -225,7 +236,7 @@ public struct CertificateRevocationList: Sendable {
             guard serial.count <= 20 else {
                 throw WardenError.badInput("The serial number \(hex(serial)) is longer than 20 octets (RFC 5280 §4.1.2.2).")
             }
-            if entry.reason == .removeFromCRL {
+            if let reason = entry.reason, !reason.isValidInCompleteCRL {
                 throw WardenError.badInput("removeFromCRL may only appear in delta CRLs (RFC 5280 §5.3.1).")
             }
             entries.append(RevokedCertificate(serialNumber: serial, revocationDate: entry.revocationDate, reason: entry.reason))
