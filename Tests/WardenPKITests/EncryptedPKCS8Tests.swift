@@ -394,6 +394,22 @@ struct EncryptedPKCS8Tests {
         }
     }
 
+    @Test("A key whose scalar was altered before sealing is refused by openPrivateKey (embedded public key check)")
+    func inconsistentECKey() throws {
+        let key = P256.Signing.PrivateKey()
+        var der = [UInt8](key.derRepresentation)
+        #expect(EncryptedPKCS8.embeddedECPublicKey(der) == [UInt8](key.publicKey.x963Representation))
+        // The 32-byte scalar follows the OCTET STRING header 04 20 inside the ECPrivateKey.
+        let scalarAt = try #require(der.firstRange(of: [UInt8](key.rawRepresentation))?.lowerBound)
+        der[scalarAt + 5] ^= 0x40
+        let pem = try EncryptedPKCS8.seal(pkcs8DER: der, passphrase: Self.passphrase, iterations: Self.fastIterations)
+        #expect(try EncryptedPKCS8.open(pem: pem, passphrase: Self.passphrase) == der)  // structure is fine
+        Self.expectError(.badInput) { _ = try EncryptedPKCS8.openPrivateKey(pem: pem, passphrase: Self.passphrase) }
+        // Ed25519 PKCS#8 v1 carries no public key: nothing to compare, and that is fine.
+        let ed = [UInt8](try EncryptedPKCS8.pkcs8DER(of: Certificate.PrivateKey(Curve25519.Signing.PrivateKey())))
+        #expect(EncryptedPKCS8.embeddedECPublicKey(ed) == nil)
+    }
+
     // MARK: default iterations
 
     @Test("Default iteration count: openssl opens it; time one open")

@@ -179,13 +179,52 @@ public enum EncryptedPKCS8 {
     }
 
     /// Decrypts a PEM "ENCRYPTED PRIVATE KEY" into a signing key. Supports P-256, P-384, P-521, Ed25519 and RSA.
+    ///
+    /// PBES2 with CBC has no integrity check, so for EC keys the public key embedded in the ECPrivateKey
+    /// (RFC 5915 §3) is compared with the one derived from the private scalar: a corrupted or tampered file is
+    /// refused (`.badInput`) instead of yielding a different, wrong key.
     static func openPrivateKey(pem: String, passphrase: [UInt8]) throws -> Certificate.PrivateKey {
         let der = try open(pem: pem, passphrase: passphrase)
+        let key: Certificate.PrivateKey
         do {
-            return try Certificate.PrivateKey(derBytes: der)
+            key = try Certificate.PrivateKey(derBytes: der)
         } catch {
             throw WardenError.badInput("The decrypted private key is of an unsupported kind: \(error).")
         }
+        if let embedded = embeddedECPublicKey(der) {
+            let derived: Data? =
+                P256.Signing.PublicKey(key.publicKey)?.x963Representation
+                ?? P384.Signing.PublicKey(key.publicKey)?.x963Representation
+                ?? P521.Signing.PublicKey(key.publicKey)?.x963Representation
+            guard let derived, [UInt8](derived) == embedded else {
+                throw WardenError.badInput(
+                    "The decrypted EC private key does not match its embedded public key; the file is corrupted or was tampered with."
+                )
+            }
+        }
+        return key
+    }
+
+    /// The publicKey field of the ECPrivateKey (RFC 5915 §3) inside an EC PrivateKeyInfo, if there is one.
+    static func embeddedECPublicKey(_ pkcs8: [UInt8]) -> [UInt8]? {
+        let idECPublicKey: ASN1ObjectIdentifier = [1, 2, 840, 10_045, 2, 1]
+        return try? DER.sequence(DER.parse(pkcs8), identifier: .sequence) { nodes -> [UInt8]? in
+            guard nodes.next() != nil, let algorithmNode = nodes.next(), let keyNode = nodes.next() else { return nil }
+            while nodes.next() != nil {}
+            guard try algorithmIdentifier(algorithmNode).0 == idECPublicKey else { return nil }
+            let ecPrivateKey = try DER.parse(ASN1OctetString(derEncoded: keyNode).bytes)
+            return try DER.sequence(ecPrivateKey, identifier: .sequence) { fields -> [UInt8]? in
+                var publicKey: [UInt8]?
+                while let field = fields.next() {
+                    if field.identifier == ASN1Identifier(tagWithNumber: 1, tagClass: .contextSpecific) {
+                        publicKey = try DER.explicitlyTagged(field, tagNumber: 1, tagClass: .contextSpecific) { node in
+                            Array(try ASN1BitString(derEncoded: node).bytes)
+                        }
+                    }
+                }
+                return publicKey
+            }
+        } ?? nil
     }
 
     // MARK: - Decoding
