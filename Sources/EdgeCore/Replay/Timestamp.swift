@@ -2,8 +2,10 @@
 public enum Timestamp {
     /// Latest accepted time (2200-01-01T00:00:00Z), seconds since the epoch.
     public static let maxEpoch = 7_258_118_400.0
+    /// Earliest accepted ISO 8601 time (1900-01-01T00:00:00Z); epoch-second input must be ≥ 0.
+    public static let minISO = -2_208_988_800.0
 
-    /// Parses `text` as epoch seconds (`1700000000`, `1700000000.25`) or as ISO 8601
+    /// Parses `text` as epoch seconds (`1700000000`, `1700000000.25`, 0…``maxEpoch``) or as ISO 8601
     /// (`2024-03-01T12:00:00Z`, `2024-03-01T12:00:00.5+01:00`). Returns nil when it is neither.
     public static func parse(_ text: Substring) -> Double? {
         if let d = parseDecimal(text) {
@@ -98,6 +100,6 @@ public enum Timestamp {
         guard i == b.count else { return nil }
         let days = daysFromCivil(year, month, day)
         let t = Double(days * 86_400 + hour * 3600 + minute * 60 + second - offset) + fraction
-        return t >= 0 && t <= maxEpoch ? t : nil
+        return t >= minISO && t <= maxEpoch ? t : nil
     }
 }
