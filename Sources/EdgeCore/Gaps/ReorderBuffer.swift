@@ -25,6 +25,10 @@ public struct ReorderBuffer: Sendable {
     private var newest = -Double.infinity
     /// Timestamp of the last released sample.
     public private(set) var lastReleased = -Double.infinity
+    /// Samples dropped as late so far.
+    public private(set) var late = 0
+    /// Samples dropped as duplicates so far.
+    public private(set) var duplicates = 0
 
     /// Creates a buffer.
     public init(window: Double, capacity: Int = 65_536) {
@@ -37,8 +41,14 @@ public struct ReorderBuffer: Sendable {
 
     /// Pushes a sample and appends every sample now ready, in order, to `ready`.
     public mutating func push(_ s: Sample, ready: inout [Sample]) -> Verdict {
-        if s.ts < lastReleased { return .late }
-        if s.ts == lastReleased { return .duplicate }
+        if s.ts < lastReleased {
+            late += 1
+            return .late
+        }
+        if s.ts == lastReleased {
+            duplicates += 1
+            return .duplicate
+        }
         if window == 0 && heap.isEmpty {
             // Fast path: in-order stream without a window.
             if s.ts > newest { newest = s.ts }
@@ -64,7 +74,10 @@ public struct ReorderBuffer: Sendable {
     private mutating func release(into ready: inout [Sample]) {
         let top = heapPop()
         // Two buffered samples with the same timestamp: keep the first that arrived.
-        if top.ts == lastReleased { return }
+        if top.ts == lastReleased {
+            duplicates += 1
+            return
+        }
         lastReleased = top.ts
         ready.append(top.sample)
     }

@@ -38,11 +38,7 @@ public struct Pipeline {
             for i in staleChannels { channels[i].checkStale(now: now, out: &out) }
         }
         ready.removeAll(keepingCapacity: true)
-        switch channels[sensor].reorder.push(sample, ready: &ready) {
-        case .accepted: break
-        case .late: channels[sensor].stats.late += 1
-        case .duplicate: channels[sensor].stats.duplicates += 1
-        }
+        _ = channels[sensor].reorder.push(sample, ready: &ready)
         for s in ready { channels[sensor].process(s, out: &out) }
         channels[sensor].entered = 0
     }

@@ -127,6 +127,8 @@ struct SensorChannel {
     func finalStats() -> SensorStats {
         var s = stats
         s.maxError = (filters + compression).map(\.measuredMaxError).max() ?? 0
+        s.late = reorder.late
+        s.duplicates = reorder.duplicates
         return s
     }
 }
