@@ -90,7 +90,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "WardenAuthorityTests", dependencies: ["WardenAuthority", "WardenStore", "WardenPKI", "WardenCore"]),
+        .testTarget(
+            name: "WardenAuthorityTests",
+            dependencies: ["WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
+        ),
         .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         .testTarget(
             name: "WardenCLITests",

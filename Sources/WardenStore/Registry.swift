@@ -64,7 +64,7 @@ public final class Registry: Sendable {
                 CREATE TABLE revocations (
                     serial TEXT PRIMARY KEY NOT NULL REFERENCES certificates(serial),
                     revoked_at REAL NOT NULL,
-                    reason_code INTEGER NOT NULL CHECK (reason_code BETWEEN 0 AND 10 AND reason_code != 7)
+                    reason_code INTEGER NOT NULL CHECK (reason_code BETWEEN 0 AND 10 AND reason_code NOT IN (7, 8))
                 ) STRICT;
                 CREATE TABLE crl_state (
                     id INTEGER PRIMARY KEY CHECK (id = 1),

@@ -48,6 +48,8 @@ struct RevocationTests {
         #expect(audit.stdout.contains("device.revoke"))
         #expect(try fleet.run("device", "revoke", "bad-device", "--reason", "keyCompromise").status == 1)
         #expect(try fleet.run("device", "revoke", "bad-device", "--reason", "because").status == 2)
+        let removeFromCRL = try fleet.run("device", "revoke", "good-device", "--reason", "removeFromCRL")
+        #expect(removeFromCRL.status == 2, "removeFromCRL is for delta CRLs only")
         #expect(try fleet.run("device", "revoke", "never-seen", "--reason", "superseded").status == 2)
     }
 

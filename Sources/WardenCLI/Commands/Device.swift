@@ -172,7 +172,10 @@ extension WardenRoot.Device {
     struct Revoke: WardenCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a device: registry and CRL in one step.",
-            discussion: "Reasons (RFC 5280): \(RevocationReason.allCases.map(\.name).joined(separator: ", ")).")
+            discussion: "Reasons (RFC 5280 §5.3.1): \(Revoke.reasons.map(\.name).joined(separator: ", ")).")
+
+        /// Reasons a complete CRL may carry (removeFromCRL belongs to delta CRLs only).
+        static let reasons = RevocationReason.allCases.filter(\.isValidInCompleteCRL)
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Device id.") var id: String
@@ -180,9 +183,9 @@ extension WardenRoot.Device {
 
         func execute() async throws {
             let deviceID = try DeviceID(id)
-            guard let code = RevocationReason(name: reason) else {
+            guard let code = RevocationReason(name: reason), code.isValidInCompleteCRL else {
                 throw WardenError.badInput(
-                    "reason '\(reason)' is not one of: \(RevocationReason.allCases.map(\.name).joined(separator: ", "))")
+                    "reason '\(reason)' is not one of: \(Self.reasons.map(\.name).joined(separator: ", "))")
             }
             let authority = try global.authority()
             let result = try authority.revoke(deviceID, reason: code, now: Date())
