@@ -7,7 +7,7 @@ public struct WardenAgent: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "warden-agent",
         abstract: "The Warden reference edge agent.",
-        subcommands: [Replay.self, QueueWriter.self]
+        subcommands: [Replay.self, QueueWriter.self, Bench.self]
     )
 
     /// Creates the root command.

@@ -94,6 +94,6 @@ public enum EdgeRecord: Sendable, Hashable {
     case alert(sensor: Int, Alert)
     /// A typed gap.
     case gap(sensor: Int, Gap)
-    /// End-of-run statistics.
-    case stats(sensor: Int, SensorStats)
+    /// End-of-run statistics (boxed: rare and large, so the common cases stay small to copy).
+    indirect case stats(sensor: Int, SensorStats)
 }

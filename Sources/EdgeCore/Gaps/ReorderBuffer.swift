@@ -20,8 +20,10 @@ public struct ReorderBuffer: Sendable {
     public let window: Double
     /// Largest number of samples held.
     public let capacity: Int
-    private var heap: [(ts: Double, seq: Int, sample: Sample)] = []
-    private var seq = 0
+    /// Held samples sorted by time (stable for equal times) from `head` on. Samples usually
+    /// arrive in order, so an insert is an append and a release advances `head`: O(1).
+    private var held: [Sample] = []
+    private var head = 0
     private var newest = -Double.infinity
     /// Timestamp of the last released sample.
     public private(set) var lastReleased = -Double.infinity
@@ -37,7 +39,7 @@ public struct ReorderBuffer: Sendable {
     }
 
     /// Number of samples held.
-    public var count: Int { heap.count }
+    public var count: Int { held.count - head }
 
     /// Pushes a sample and appends every sample now ready, in order, to `ready`.
     public mutating func push(_ s: Sample, ready: inout [Sample]) -> Verdict {
@@ -49,70 +51,61 @@ public struct ReorderBuffer: Sendable {
             duplicates += 1
             return .duplicate
         }
-        if window == 0 && heap.isEmpty {
+        if s.ts > newest { newest = s.ts }
+        if window == 0 && count == 0 {
             // Fast path: in-order stream without a window.
-            if s.ts > newest { newest = s.ts }
             lastReleased = s.ts
             ready.append(s)
             return .accepted
         }
-        if s.ts > newest { newest = s.ts }
-        seq += 1
-        heapPush((s.ts, seq, s))
+        insert(s)
         let horizon = newest - window
-        while let top = heap.first, top.ts <= horizon || heap.count > capacity {
+        while head < held.count && (held[head].ts <= horizon || count > capacity) {
             release(into: &ready)
         }
+        compact()
         return .accepted
     }
 
     /// Releases everything held, in order.
     public mutating func drain(into ready: inout [Sample]) {
-        while !heap.isEmpty { release(into: &ready) }
+        while head < held.count { release(into: &ready) }
+        compact()
+    }
+
+    private mutating func insert(_ s: Sample) {
+        if head == held.count || held[held.count - 1].ts <= s.ts {
+            held.append(s)
+            return
+        }
+        // Out of order: binary search for the first held sample later than `s`.
+        var lo = head, hi = held.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if held[mid].ts <= s.ts { lo = mid + 1 } else { hi = mid }
+        }
+        held.insert(s, at: lo)
     }
 
     private mutating func release(into ready: inout [Sample]) {
-        let top = heapPop()
+        let top = held[head]
+        head += 1
         // Two buffered samples with the same timestamp: keep the first that arrived.
         if top.ts == lastReleased {
             duplicates += 1
             return
         }
         lastReleased = top.ts
-        ready.append(top.sample)
+        ready.append(top)
     }
 
-    private static func less(_ a: (ts: Double, seq: Int, sample: Sample), _ b: (ts: Double, seq: Int, sample: Sample)) -> Bool {
-        a.ts < b.ts || (a.ts == b.ts && a.seq < b.seq)
-    }
-
-    private mutating func heapPush(_ e: (ts: Double, seq: Int, sample: Sample)) {
-        heap.append(e)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if !ReorderBuffer.less(heap[i], heap[parent]) { break }
-            heap.swapAt(i, parent)
-            i = parent
+    private mutating func compact() {
+        if head == held.count {
+            held.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= held.count {
+            held.removeFirst(head)
+            head = 0
         }
-    }
-
-    private mutating func heapPop() -> (ts: Double, seq: Int, sample: Sample) {
-        let top = heap[0]
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < heap.count && ReorderBuffer.less(heap[l], heap[m]) { m = l }
-                if r < heap.count && ReorderBuffer.less(heap[r], heap[m]) { m = r }
-                if m == i { break }
-                heap.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
     }
 }

@@ -9,6 +9,8 @@ public struct Pipeline {
     private var channels: [SensorChannel]
     private var staleChannels: [Int]
     private var ready: [Sample] = []
+    /// Event time before which no stale rule can fire (a lower bound; rescanned when passed).
+    private var nextStaleCheck = -Double.infinity
     /// The newest event time seen on any sensor.
     public private(set) var now = -Double.infinity
     /// Whether wall-clock sample-to-alert latency is measured (costs one clock read per sample of a
@@ -35,12 +37,20 @@ public struct Pipeline {
         channels[sensor].stats.samplesIn += 1
         if sample.ts > now {
             now = sample.ts
-            for i in staleChannels { channels[i].checkStale(now: now, out: &out) }
+            if now > nextStaleCheck && !staleChannels.isEmpty {
+                var next = Double.infinity
+                for i in staleChannels {
+                    channels[i].checkStale(now: now, out: &out)
+                    next = min(next, channels[i].staleDeadline)
+                }
+                nextStaleCheck = next
+            }
         }
         ready.removeAll(keepingCapacity: true)
         _ = channels[sensor].reorder.push(sample, ready: &ready)
         for s in ready { channels[sensor].process(s, out: &out) }
         channels[sensor].entered = 0
+        if channels[sensor].hasStaleRules { nextStaleCheck = min(nextStaleCheck, channels[sensor].staleDeadline) }
     }
 
     /// Feeds a scalar value (convenience for ``push(sensor:_:into:)``).
@@ -52,6 +62,7 @@ public struct Pipeline {
     /// Records that the agent restarted at `ts`: every sensor that had data gets an agent-down gap
     /// from the last event time seen to `ts`, and held values are flushed first.
     public mutating func agentBooted(at ts: Double, into out: inout [EdgeRecord]) {
+        nextStaleCheck = -Double.infinity
         let downSince = now.isFinite ? now : ts
         for i in channels.indices {
             drain(i, out: &out)

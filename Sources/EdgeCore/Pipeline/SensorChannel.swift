@@ -123,6 +123,16 @@ struct SensorChannel {
         }
     }
 
+    /// The earliest event time at which one of this sensor's stale rules can fire.
+    var staleDeadline: Double {
+        guard let last = gaps.lastInput else { return .infinity }
+        var d = Double.infinity
+        for r in rules where !r.isRaised {
+            if let after = r.staleAfter { d = min(d, last + after) }
+        }
+        return d
+    }
+
     /// Final counters, including the errors measured by the compression stages.
     func finalStats() -> SensorStats {
         var s = stats
