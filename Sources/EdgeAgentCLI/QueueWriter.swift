@@ -52,7 +52,7 @@ extension WardenAgent {
                 func printAcked() {
                     guard q.acknowledgedSequence > printed else { return }
                     var text = ""
-                    for s in (printed + 1)...q.acknowledgedSequence { text += "\(s)\n" }
+                    for s in (printed + 1)...q.acknowledgedSequence where q.isAcknowledged(s) { text += "\(s)\n" }
                     printed = q.acknowledgedSequence
                     FileOutput.standardOutput.write(text)
                 }

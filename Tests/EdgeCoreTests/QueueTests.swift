@@ -158,8 +158,31 @@ func temporaryDirectory(_ name: String) -> String {
         #expect(throws: EdgeError(.storageUnavailable, "")) { try q.append(Array("lost".utf8), lane: .history) }
         broken.value = false
         try q.append(Array("ok5".utf8), lane: .history)
+        // The failed append (sequence 6) is never reported as acknowledged; the others are.
+        #expect(!q.isAcknowledged(6))
+        #expect((1...5).allSatisfy(q.isAcknowledged) && q.isAcknowledged(7))
         let back = try q.readAll(lane: .history).map { String(decoding: $0.payload, as: UTF8.self) }
         #expect(back == ["ok0", "ok1", "ok2", "ok3", "ok4", "ok5"])
+    }
+
+    @Test("group commit: a failed commit never acknowledges the appends it dropped")
+    func groupCommitFailure() throws {
+        let dir = temporaryDirectory("groupfail")
+        let broken = LockedFlag()
+        let faults: WriteFaultInjector = { path, _ in broken.value && path.hasSuffix(".seg") ? ENOSPC : nil }
+        let q = try DurableQueue(directory: dir, options: .init(device: "d", commit: .group(milliseconds: 10_000), faults: faults))
+        for i in 0..<3 { try q.append(Array("a\(i)".utf8), lane: .history) }
+        try q.commit()
+        for i in 3..<6 { try q.append(Array("b\(i)".utf8), lane: .history) }
+        #expect(!q.isAcknowledged(4))
+        broken.value = true
+        #expect(throws: EdgeError(.storageUnavailable, "")) { try q.commit() }
+        broken.value = false
+        try q.append(Array("c".utf8), lane: .history)
+        try q.commit()
+        #expect((1...3).allSatisfy(q.isAcknowledged) && q.isAcknowledged(7))
+        #expect(!(4...6).contains(where: q.isAcknowledged))
+        #expect(try q.readAll(lane: .history).map(\.id.sequence) == [1, 2, 3, 7])
     }
 
     @Test("a queue path that cannot be a directory gives a clear error")

@@ -50,8 +50,12 @@ public final class DurableQueue {
     private let lock: PosixFile
     private var nextSeq: UInt64
     private var sequenceFloor: UInt64
-    /// Highest acknowledged sequence number: every append up to it is acknowledged.
+    /// Highest sequence number covered by a successful commit. Every append up to it is
+    /// acknowledged, except those whose commit failed (the error was thrown to the caller): see
+    /// ``isAcknowledged(_:)``.
     public private(set) var acknowledgedSequence: UInt64
+    /// Sequence ranges whose commit failed; they are never acknowledged (the most recent 64).
+    public private(set) var failedSequences: [ClosedRange<UInt64>] = []
     private var pendingSince: UInt64?
     private var lastAppendedSeq: UInt64
     private let segmentBytes: Int
@@ -184,6 +188,11 @@ public final class DurableQueue {
             }
         } catch {
             for log in logs { log.discardPending() }
+            if lastAppendedSeq > acknowledgedSequence {
+                failedSequences.append((acknowledgedSequence + 1)...lastAppendedSeq)
+                if failedSequences.count > 64 { failedSequences.removeFirst() }
+                acknowledgedSequence = lastAppendedSeq
+            }
             pendingSince = nil
             stats.bytesUsed = logs.reduce(0) { $0 + $1.bytesUsed }
             throw error
@@ -191,6 +200,11 @@ public final class DurableQueue {
         pendingSince = nil
         acknowledgedSequence = lastAppendedSeq
         try persistCursors()
+    }
+
+    /// Whether the append with sequence number `seq` (of this boot) is acknowledged.
+    public func isAcknowledged(_ seq: UInt64) -> Bool {
+        seq <= acknowledgedSequence && !failedSequences.contains { $0.contains(seq) }
     }
 
     /// Sheds history, then state, until `size` more bytes fit in the budget.
