@@ -135,7 +135,7 @@ func runWriter(_ binary: String, _ args: [String], killAfter: Double?) throws ->
     func unusableDirectory() throws {
         let binary = try #require(AgentBinary.find())
         let dir = temporaryDirectory("ro")
-        FileManager.default.createFile(atPath: dir + "/file", contents: Data())
+        _ = FileManager.default.createFile(atPath: dir + "/file", contents: Data())
         let r = try runWriter(binary, ["--dir", dir + "/file/q", "--count", "10"], killAfter: nil)
         #expect(!r.signaled && r.status == 1)
         #expect(r.stderr.contains("Not a directory"))

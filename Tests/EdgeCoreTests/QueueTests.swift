@@ -189,7 +189,7 @@ func temporaryDirectory(_ name: String) -> String {
     func unusablePath() throws {
         let dir = temporaryDirectory("notdir")
         let file = dir + "/plain-file"
-        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
         #expect(throws: EdgeError(.storageUnavailable, "")) {
             _ = try DurableQueue(directory: file + "/queue", options: .init(device: "d"))
         }
