@@ -4,9 +4,11 @@ import PackageDescription
 // Warden: a security and device-provisioning authority for IoT fleets.
 //
 // Dependency arrows point one way only:
-//   warden (exe) -> WardenCLI -> WardenAuthority -> WardenStore -> WardenPKI -> WardenCore
+//   warden (exe) -> WardenCLI -> WardenServer -> WardenBroker -> WardenAuthority -> WardenStore -> WardenPKI -> WardenCore
+//   WardenBroker -> WardenPolicy, WardenMQTT -> CMosquitto (libmosquitto)
 // Each third-party framework is imported by exactly one module:
-//   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore.
+//   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore;  CMosquitto -> WardenMQTT;
+//   Hummingbird, NIO, NIOSSL, ServiceLifecycle, Prometheus, Metrics, Logging -> WardenServer.
 // ArgumentParser is the one exception: each executable has its own thin command-tree module
 // (WardenCLI, EdgeAgentCLI), because the agent must never link the authority's CLI.
 //   warden-agent (exe) -> EdgeAgentCLI -> EdgeCore
@@ -32,6 +34,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(name: "WardenCore", swiftSettings: strict),
@@ -54,12 +63,41 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libmosquitto, wrapped by WardenMQTT only.
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        // Async MQTT v5 client over libmosquitto (mTLS). The only CMosquitto importer; C types never leave it.
+        .target(name: "WardenMQTT", dependencies: ["CMosquitto", "WardenCore"], swiftSettings: strict),
+        // Policy documents and their compilation to Mosquitto dynamic-security roles. Pure Swift.
+        .target(name: "WardenPolicy", dependencies: ["WardenCore"], swiftSettings: strict),
+        // Mosquitto integration: config generation, process supervision, dynsec control, CRL push.
+        .target(
+            name: "WardenBroker",
+            dependencies: ["WardenCore", "WardenPKI", "WardenPolicy", "WardenMQTT", "WardenAuthority"],
+            swiftSettings: strict
+        ),
+        // The long-running authority: HTTPS (EST, OCSP, CRL, metrics) and the service group that also runs the broker
+        // supervisor and CRL refresher. The only importer of Hummingbird, NIO, ServiceLifecycle, Prometheus, Logging.
+        .target(
+            name: "WardenServer",
+            dependencies: [
+                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenBroker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Orchestration shared by the CLI and (later) the server: enroll, revoke, CRL publication.
         .target(name: "WardenAuthority", dependencies: ["WardenCore", "WardenPKI", "WardenStore"], swiftSettings: strict),
         .target(
             name: "WardenCLI",
             dependencies: [
-                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority",
+                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenPolicy", "WardenBroker", "WardenServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -80,6 +118,16 @@ let package = Package(
         // Shared test helpers: run the built executables, openssl and pkilint as oracles.
         .target(name: "WardenTestSupport", path: "Tests/WardenTestSupport"),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(name: "WardenMQTTTests", dependencies: ["WardenMQTT", "WardenCore", "WardenTestSupport"]),
+        .testTarget(name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore"]),
+        .testTarget(
+            name: "WardenBrokerTests",
+            dependencies: ["WardenBroker", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenPKI", "WardenCore", "WardenTestSupport"]
+        ),
+        .testTarget(
+            name: "WardenServerTests",
+            dependencies: ["WardenServer", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
+        ),
         .testTarget(
             name: "WardenPKITests",
             dependencies: [

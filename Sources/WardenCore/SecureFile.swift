@@ -128,6 +128,13 @@ public enum SecureFile {
         _ = chmod(path, mode)
     }
 
+    /// Owner and group of the file at `path`, or nil if it cannot be inspected.
+    public static func owner(of path: String) -> (uid: uid_t, gid: gid_t)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (info.st_uid, info.st_gid)
+    }
+
     /// The permission bits of the file at `path`, or nil if it cannot be inspected.
     public static func mode(of path: String) -> mode_t? {
         var info = stat()

@@ -89,6 +89,19 @@ public final class Registry: Sendable {
                 ) STRICT;
                 """)
         }
+        migrator.registerMigration("v2-bootstrap-tokens") { db in
+            // One-time EST bootstrap tokens (RFC 7030 §3.2.3 HTTP-based client authentication). Only a SHA-256
+            // of the token is stored; the token itself is shown once, by `warden device token`.
+            try db.execute(sql: """
+                CREATE TABLE bootstrap_tokens (
+                    device_id TEXT PRIMARY KEY NOT NULL CHECK (length(device_id) BETWEEN 3 AND 63),
+                    token_sha256 TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    expires_at REAL NOT NULL,
+                    used_at REAL
+                ) STRICT;
+                """)
+        }
         return migrator
     }
 

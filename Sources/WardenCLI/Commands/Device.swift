@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WardenAuthority
+import WardenBroker
 import WardenCore
 import WardenPKI
 import WardenStore
@@ -10,7 +11,7 @@ extension WardenRoot {
     struct Device: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Enroll, inspect and revoke devices.",
-            subcommands: [Enroll.self, List.self, Show.self, Revoke.self])
+            subcommands: [Enroll.self, List.self, Show.self, Revoke.self, Token.self])
     }
 }
 
@@ -77,6 +78,10 @@ extension WardenRoot.Device {
                     Console.error("enrolled \(deviceID) serial \(issued.serial); chain written to \(out)")
                 } else {
                     Console.out(issued.chainPEM, terminator: "")
+                }
+                staged = nil
+                for note in await BrokerPush.afterEnroll(authority: authority, deviceID: deviceID.rawValue, groups: group).notes {
+                    Console.error(note)
                 }
             } catch {
                 if let staged { SecureFile.discard(staged: staged) }
@@ -168,6 +173,25 @@ extension WardenRoot.Device {
         }
     }
 
+    /// `warden device token`
+    struct Token: WardenCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a one-time EST bootstrap token for a device that is not enrolled yet.",
+            discussion: "The device enrolls itself with HTTP Basic auth ID:TOKEN on /.well-known/est/simpleenroll. The token is shown once; only its hash is stored.")
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Device id.") var id: String
+        @Option(help: "Lifetime of the token.") var ttl: String = "24h"
+
+        func execute() async throws {
+            let deviceID = try DeviceID(id)
+            let lifetime = try WardenDuration(parsing: ttl)
+            let token = try global.authority().issueBootstrapToken(deviceID, lifetime: lifetime, now: Date())
+            Console.out(token)
+            Console.error("one-time token for \(deviceID), valid \(lifetime); it is not stored and cannot be shown again")
+        }
+    }
+
     /// `warden device revoke`
     struct Revoke: WardenCommand {
         static let configuration = CommandConfiguration(
@@ -188,9 +212,17 @@ extension WardenRoot.Device {
                     "reason '\(reason)' is not one of: \(Self.reasons.map(\.name).joined(separator: ", "))")
             }
             let authority = try global.authority()
-            let result = try authority.revoke(deviceID, reason: code, now: Date())
+            let now = Date()
+            let result = try authority.revoke(deviceID, reason: code, now: now)
             Console.out(
                 "revoked \(deviceID) (\(code.name)): \(result.serials.count) certificate(s); CRL #\(result.crlNumber) written to \(result.crlPath)")
+            do {
+                for note in try await BrokerPush.afterRevoke(authority: authority, deviceID: deviceID.rawValue, now: now).notes {
+                    Console.out(note)
+                }
+            } catch let error as WardenError {
+                throw WardenError.storage("\(deviceID) is revoked in the registry and the CRL, but the broker was not updated: \(error.message)")
+            }
         }
     }
 }

@@ -1,0 +1,169 @@
+import Foundation
+import WardenCore
+import WardenPolicy
+
+/// The Mosquitto 2.0 dynamic-security plugin: its config file and its control commands
+/// (`$CONTROL/dynamic-security/v1`).
+public enum DynamicSecurity {
+    /// Warden's control identity: a reserved name no device can hold, authenticated by certificate.
+    public static let controlUsername = "warden-control"
+    /// Its role.
+    public static let controlRole = "warden-control"
+    /// Command topic.
+    public static let commandTopic = "$CONTROL/dynamic-security/v1"
+    /// Response topic.
+    public static let responseTopic = "$CONTROL/dynamic-security/v1/response"
+
+    /// The plugin's config file.
+    struct ConfigFile: Codable {
+        var clients: [Client]
+        var groups: [Group]
+        var roles: [Role]
+        var defaultACLAccess: DefaultAccess
+    }
+
+    struct Client: Codable {
+        var username: String
+        var textname: String?
+        var roles: [RoleReference]
+    }
+
+    struct RoleReference: Codable {
+        var rolename: String
+    }
+
+    struct Group: Codable {
+        var groupname: String
+    }
+
+    struct Role: Codable {
+        var rolename: String
+        var acls: [DynsecACL]
+    }
+
+    /// Default access when no ACL matches: deny everything (Mosquitto's default allows receive).
+    struct DefaultAccess: Codable {
+        var publishClientSend = false
+        var publishClientReceive = false
+        var subscribe = false
+        var unsubscribe = true
+    }
+
+    /// ACLs of the control role: only the dynsec control topics.
+    static let controlACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
+        DynsecACL(acltype: "publishClientReceive", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
+        DynsecACL(acltype: "subscribePattern", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
+    ]
+
+    /// The initial config file: the control client and one client + role per active device.
+    static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
+        var clients = [Client(username: controlUsername, textname: "Warden control", roles: [RoleReference(rolename: controlRole)])]
+        var roles = [Role(rolename: controlRole, acls: controlACLs)]
+        for device in devices {
+            clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))
+            roles.append(Role(rolename: device.role.rolename, acls: device.role.acls))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(ConfigFile(clients: clients, groups: [], roles: roles, defaultACLAccess: DefaultAccess())))
+    }
+
+    /// One control command.
+    public enum Command: Sendable {
+        /// `createRole` with ACLs.
+        case createRole(DynsecRole)
+        /// `deleteRole`.
+        case deleteRole(String)
+        /// `createClient` holding one role, no password (certificate authentication).
+        case createClient(username: String, role: String)
+        /// `deleteClient`: also disconnects its live sessions.
+        case deleteClient(String)
+        /// `listClients`.
+        case listClients
+        /// `listRoles`.
+        case listRoles
+        /// `getRole`.
+        case getRole(String)
+
+        /// The command name.
+        var name: String {
+            switch self {
+            case .createRole: return "createRole"
+            case .deleteRole: return "deleteRole"
+            case .createClient: return "createClient"
+            case .deleteClient: return "deleteClient"
+            case .listClients: return "listClients"
+            case .listRoles: return "listRoles"
+            case .getRole: return "getRole"
+            }
+        }
+
+        /// The JSON object of the command.
+        var json: [String: Any] {
+            switch self {
+            case .createRole(let role):
+                return [
+                    "command": name, "rolename": role.rolename,
+                    "acls": role.acls.map { ["acltype": $0.acltype, "topic": $0.topic, "priority": $0.priority, "allow": $0.allow] },
+                ]
+            case .deleteRole(let rolename), .getRole(let rolename):
+                return ["command": name, "rolename": rolename]
+            case .createClient(let username, let role):
+                return ["command": name, "username": username, "roles": [["rolename": role]]]
+            case .deleteClient(let username):
+                return ["command": name, "username": username]
+            case .listClients, .listRoles:
+                return ["command": name, "verbose": false, "count": -1, "offset": 0]
+            }
+        }
+    }
+
+    /// Encodes commands into one control message.
+    static func encode(_ commands: [Command], correlation: String) throws -> [UInt8] {
+        var objects = commands.map(\.json)
+        for index in objects.indices { objects[index]["correlationData"] = "\(correlation)-\(index)" }
+        return Array(try JSONSerialization.data(withJSONObject: ["commands": objects], options: [.sortedKeys]))
+    }
+
+    /// One response.
+    public struct Response: Sendable {
+        /// Command name.
+        public var command: String
+        /// Error text, nil on success.
+        public var error: String?
+        /// Usernames or role names for list commands.
+        public var names: [String]
+        /// ACLs for getRole.
+        public var acls: [DynsecACL]
+        /// Correlation data echoed by the plugin.
+        public var correlation: String?
+    }
+
+    /// Decodes a response message.
+    static func decode(_ payload: [UInt8]) throws -> [Response] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any],
+            let responses = object["responses"] as? [[String: Any]]
+        else { throw WardenError.badInput("dynamic-security response is not valid JSON") }
+        return responses.map { item in
+            let data = item["data"] as? [String: Any]
+            var names: [String] = []
+            if let clients = data?["clients"] as? [Any] {
+                names = clients.compactMap { ($0 as? String) ?? (($0 as? [String: Any])?["username"] as? String) }
+            } else if let roles = data?["roles"] as? [Any] {
+                names = roles.compactMap { ($0 as? String) ?? (($0 as? [String: Any])?["rolename"] as? String) }
+            }
+            var acls: [DynsecACL] = []
+            if let role = data?["role"] as? [String: Any], let list = role["acls"] as? [[String: Any]] {
+                acls = list.compactMap { entry in
+                    guard let type = entry["acltype"] as? String, let topic = entry["topic"] as? String else { return nil }
+                    return DynsecACL(
+                        acltype: type, topic: topic, priority: entry["priority"] as? Int ?? 0, allow: entry["allow"] as? Bool ?? false)
+                }
+            }
+            return Response(
+                command: item["command"] as? String ?? "", error: item["error"] as? String, names: names, acls: acls,
+                correlation: item["correlationData"] as? String)
+        }
+    }
+}

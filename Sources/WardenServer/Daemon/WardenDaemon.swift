@@ -1,0 +1,137 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import WardenAuthority
+import WardenBroker
+import WardenCore
+import WardenPKI
+import WardenPolicy
+
+/// `warden serve`: the long-running authority. One ServiceGroup runs the HTTPS API, the broker supervisor and the
+/// CRL refresher; SIGTERM or SIGINT shuts all of them down gracefully (the broker gets SIGTERM and is reaped).
+public struct WardenDaemon: Sendable {
+    /// What to run.
+    public struct Configuration: Sendable {
+        /// The authority (issuing CA + registry).
+        public var authority: Authority
+        /// The broker setup to supervise, if any.
+        public var broker: BrokerLayout?
+        /// HTTPS port; nil disables the HTTP API.
+        public var httpsPort: Int?
+        /// Plain-HTTP port for CRL and OCSP; nil disables it.
+        public var httpPort: Int?
+        /// Address the HTTP listeners bind.
+        public var host: String
+        /// How often the CRL freshness and the broker state are checked.
+        public var checkInterval: Duration
+
+        /// Creates a configuration.
+        public init(authority: Authority, broker: BrokerLayout?, httpsPort: Int?, httpPort: Int?, host: String = "127.0.0.1", checkInterval: Duration = .seconds(30)) {
+            self.authority = authority
+            self.broker = broker
+            self.httpsPort = httpsPort
+            self.httpPort = httpPort
+            self.host = host
+            self.checkInterval = checkInterval
+        }
+    }
+
+    let configuration: Configuration
+
+    /// Creates the daemon.
+    public init(_ configuration: Configuration) { self.configuration = configuration }
+
+    /// Runs until SIGTERM/SIGINT.
+    public func run() async throws {
+        var logger = Logger(label: "warden.serve")
+        logger.logLevel = .info
+        let authority = configuration.authority
+        var services: [any Service] = []
+        if let layout = configuration.broker {
+            let policies = try PolicyDocument.load(home: authority.home.path)
+            let sync = BrokerSync(authority: authority, policies: policies)
+            let log = logger
+            // The broker must start with a current CRL: an expired one locks everyone out.
+            try CRLRefresher(authority: authority, layout: layout, logger: log).refreshIfNeeded(now: Date())
+            let supervisor = try BrokerSupervisor(
+                layout: layout,
+                onStart: {
+                    do {
+                        let dynsec = try DynsecClient(layout: layout)
+                        let report = try await sync.reconcile(via: dynsec)
+                        await dynsec.close()
+                        log.info("broker resynced", metadata: ["created": "\(report.created.count)", "repaired": "\(report.repaired.count)", "removed": "\(report.removed.count)"])
+                    } catch {
+                        log.error("broker resync failed: \(error)")
+                    }
+                },
+                onEvent: { log.notice("\($0)") })
+            services.append(ClosureService(name: "broker") { try await supervisor.run() })
+            services.append(
+                ClosureService(name: "crl-refresher") {
+                    try await CRLRefresher(authority: authority, layout: layout, logger: log).run(every: configuration.checkInterval)
+                })
+        }
+        if let httpsPort = configuration.httpsPort {
+            let credential = try authority.ca.issueServiceCertificate(
+                commonName: "warden-api", purposes: [.server], dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"],
+                validity: WardenDuration(seconds: 30 * 86_400), now: Date())
+            let server = try AuthorityHTTPServer(
+                authority: authority, host: configuration.host, httpsPort: httpsPort, httpPort: configuration.httpPort,
+                serverChainPEM: credential.chainPEM, serverKeyPEM: credential.privateKeyPEM)
+            services.append(contentsOf: try server.makeServices())
+        }
+        guard !services.isEmpty else { throw WardenError.badInput("nothing to serve: give --broker DIR and/or --https-port P") }
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// A service made of one async closure that runs until cancelled.
+struct ClosureService: Service {
+    let name: String
+    let body: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await body() }
+    }
+}
+
+/// Keeps the broker's CRL fresh: re-issues it when less than half of its lifetime is left, and re-installs the
+/// authority's current CRL if the broker's copy is older.
+struct CRLRefresher: Sendable {
+    let authority: Authority
+    let layout: BrokerLayout
+    let logger: Logger
+
+    func run(every interval: Duration) async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: interval)
+            do {
+                try refreshIfNeeded(now: Date())
+            } catch {
+                logger.error("CRL refresh failed: \(error)")
+            }
+        }
+    }
+
+    func refreshIfNeeded(now: Date) throws {
+        let issuer = try authority.ca.issuingPEM
+        var current = try? SecureFile.readText(authority.home.ca.crl, limit: 16 * 1024 * 1024)
+        let lifetime = Authority.defaultCRLValidity.timeInterval
+        let fresh = current.flatMap {
+            try? CRLValidation.validate(crlPEM: $0, issuerPEM: issuer, now: now, minimumRemaining: lifetime / 2, source: authority.home.ca.crl)
+        }
+        if fresh == nil {
+            current = try authority.issueCRL(now: now).pemEncoded
+            logger.info("issued a fresh CRL")
+        }
+        guard let pem = current else { return }
+        let installed = try? SecureFile.readText(layout.crl, limit: 16 * 1024 * 1024)
+        if installed != pem {
+            try CRLPublisher.publish(crlPEM: pem, issuerPEM: issuer, layout: layout, now: now)
+            logger.info("installed the current CRL in the broker")
+        }
+    }
+}
