@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Warden's benchmarks (ordo-one/benchmark), a package of their own so that the main build never pays for
+// the benchmark framework. Run from this directory:
+//   swift package --disable-sandbox benchmark                      # every suite
+//   swift package --disable-sandbox benchmark --target EnrollBenchmarks
+// See docs/PERFORMANCE.md. Each suite appends its own executable target below.
+
+let package = Package(
+    name: "WardenBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(name: "warden", path: ".."),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: []
+)
+
+// Enrollment: CSR validation + issuance, the durable batch path, and the raw ECDSA P-256 ceiling.
+package.targets += [
+    .executableTarget(
+        name: "EnrollBenchmarks",
+        dependencies: [
+            .product(name: "Benchmark", package: "benchmark"),
+            .product(name: "WardenPKI", package: "warden"),
+            .product(name: "WardenAuthority", package: "warden"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
+        path: "Benchmarks/EnrollBenchmarks",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+]
+
+// Edge core: samples through a full pipeline, durable appends per commit policy, LZ compression.
+package.targets += [
+    .executableTarget(
+        name: "EdgeCoreBenchmarks",
+        dependencies: [
+            .product(name: "Benchmark", package: "benchmark"),
+            .product(name: "EdgeCore", package: "warden"),
+        ],
+        path: "Benchmarks/EdgeCoreBenchmarks",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+]

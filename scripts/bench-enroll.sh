@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Enrollment benchmark: `warden device enroll --batch` (release build, durable, fresh home) against the
+# python-cryptography reference loop over the same CSRs, plus the openssl ECDSA P-256 ceiling.
+#
+# Usage: scripts/bench-enroll.sh            (from anywhere; see docs/PERFORMANCE.md, "## Enrollment")
+# Environment:
+#   ROWS=2000     CSRs in the batch
+#   RUNS=3        interleaved runs of each contender (medians are reported)
+#   JOBS=2        warden --jobs
+#   WARDEN=path   use this warden binary instead of building one (release, scratch path .build-release)
+# Needs: swift, python3 with 'cryptography', openssl. Runtime: about 1.5 minutes after the build.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROWS=${ROWS:-2000}
+RUNS=${RUNS:-3}
+JOBS=${JOBS:-2}
+PASSPHRASE=bench-passphrase
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/warden-bench-enroll.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# Median of the numbers given as arguments.
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Floating-point arithmetic: calc EXPRESSION (awk syntax), printed with one decimal.
+calc() {
+    awk "BEGIN { printf \"%.1f\", $1 }"
+}
+
+# The value of key=VALUE in a line of key=value pairs: field KEY LINE.
+field() {
+    tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
+}
+
+# sign/s and verify/s of `openssl speed ecdsap256` with the extra arguments given.
+openssl_ecdsa() {
+    openssl speed -seconds 3 "$@" ecdsap256 2>/dev/null | awk '/ecdsa \(nistp256\)/ { print $(NF - 1), $NF }'
+}
+
+if [[ -z "${WARDEN:-}" ]]; then
+    echo "== building warden (release, scratch path .build-release)" >&2
+    (cd "$ROOT" && swift build -c release --scratch-path .build-release --product warden >&2)
+    WARDEN="$(cd "$ROOT" && swift build -c release --scratch-path .build-release --show-bin-path)/warden"
+fi
+
+echo "== making $ROWS CSRs" >&2
+python3 "$ROOT/scripts/bench/make_csrs.py" "$ROWS" "$work/csrs"
+
+warden_wall=() warden_inner=() python1=() python2=()
+for run in $(seq 1 "$RUNS"); do
+    echo "== run $run/$RUNS" >&2
+    home="$work/home-$run"
+    WARDEN_HOME="$home" WARDEN_PASSPHRASE="$PASSPHRASE" "$WARDEN" ca init --org Bench >/dev/null
+    started=$(date +%s.%N)
+    WARDEN_HOME="$home" WARDEN_PASSPHRASE="$PASSPHRASE" "$WARDEN" device enroll \
+        --batch "$work/csrs/batch.csv" --jobs "$JOBS" --report "$home/report.csv" --out-dir "$home/certs" 2>"$home/stderr"
+    finished=$(date +%s.%N)
+    enrolled=$(grep -c ',enrolled,' "$home/report.csv" || true)
+    if [[ "$enrolled" != "$ROWS" ]]; then
+        echo "warden enrolled $enrolled of $ROWS rows:" >&2
+        cat "$home/stderr" >&2
+        exit 1
+    fi
+    warden_wall+=("$(calc "$ROWS / ($finished - $started)")")
+    # The command's own figure: from the registry being open to the last commit (no process start, no key decryption).
+    warden_inner+=("$(sed -n 's/.*(\([0-9]*\) rows\/s).*/\1/p' "$home/stderr")")
+    rm -rf "$home"
+    python1+=("$(field rows_per_s "$(python3 "$ROOT/scripts/bench/enroll_reference.py" "$work/csrs")")")
+    python2+=("$(field rows_per_s "$(python3 "$ROOT/scripts/bench/enroll_reference.py" "$work/csrs" --processes 2)")")
+    echo "   warden ${warden_wall[-1]} rows/s (in-command ${warden_inner[-1]}), python ${python1[-1]} rows/s, python x2 ${python2[-1]} rows/s" >&2
+done
+
+echo "== openssl speed ecdsap256 (1 process, then -multi 2)" >&2
+read -r sign1 verify1 <<<"$(openssl_ecdsa)"
+read -r sign2 verify2 <<<"$(openssl_ecdsa -multi 2)"
+
+wall=$(median "${warden_wall[@]}")
+inner=$(median "${warden_inner[@]}")
+py1=$(median "${python1[@]}")
+py2=$(median "${python2[@]}")
+ceiling=$(calc "1 / (1 / $sign2 + 1 / $verify2)")
+
+cat <<EOF
+
+Enrollment of $ROWS CSRs, median of $RUNS interleaved runs ($(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))
+  warden device enroll --batch --jobs $JOBS (durable, whole process)  $wall rows/s
+  warden, in-command figure (registry open .. last commit)           $inner rows/s
+  python-cryptography loop, 1 process                                $py1 rows/s
+  python-cryptography, 2 processes (multiprocessing)                 $py2 rows/s
+  ratio warden / python loop (1 process)  [acceptance: >= 2.5]       $(calc "$wall / $py1")x
+  ratio warden / python 2 processes                                  $(calc "$wall / $py2")x
+ECDSA P-256 (openssl speed -seconds 3)
+  1 process:  sign $sign1/s  verify $verify1/s
+  2 processes: sign $sign2/s  verify $verify2/s
+  two-core ceiling 1/(1/sign2 + 1/verify2)                           $ceiling rows/s
+  warden as % of the two-core ECDSA ceiling  [goal: >= 50%]          $(calc "100 * $wall / $ceiling")%
+EOF
