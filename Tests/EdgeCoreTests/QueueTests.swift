@@ -113,6 +113,24 @@ func temporaryDirectory(_ name: String) -> String {
         #expect(try q.peek().map(\.id.sequence) == Array(13...20))
     }
 
+    @Test("a cursor beyond a truncated tail (power loss under none) does not hide later appends")
+    func cursorPastTail() throws {
+        let dir = temporaryDirectory("cursor-tail")
+        do {
+            let q = try DurableQueue(directory: dir, options: .init(device: "d", commit: .perMessage))
+            for i in 0..<10 { try q.append(Array("x\(i)".utf8), lane: .history) }
+            try q.acknowledge(try q.peek())
+        }
+        // The last records never reached the disk, but the cursor did.
+        let seg = dir + "/history/00000000000000000001.seg"
+        let h = try #require(FileHandle(forUpdatingAtPath: seg))
+        try h.truncate(atOffset: 40)
+        try h.close()
+        let q = try DurableQueue(directory: dir, options: .init(device: "d", commit: .perMessage))
+        try q.append(Array("new".utf8), lane: .history)
+        #expect(try q.peek().map { String(decoding: $0.payload, as: UTF8.self) } == ["new"])
+    }
+
     @Test("full disk budget: oldest history is shed first, alerts are kept, never a crash")
     func budgetSheds() throws {
         let dir = temporaryDirectory("budget")

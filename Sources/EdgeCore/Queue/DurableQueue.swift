@@ -105,7 +105,13 @@ public final class DurableQueue {
             cursorFiles.append(f)
             cursors.append(DurableQueue.loadCursor(f) ?? log.start)
         }
-        for i in logs.indices where cursors[i] < logs[i].start { cursors[i] = logs[i].start }
+        for i in logs.indices {
+            if cursors[i] < logs[i].start { cursors[i] = logs[i].start }
+            // A cursor past a truncated tail (power loss under `none`) must not skip later appends.
+            if let seg = logs[i].segments.first(where: { $0.number == cursors[i].segment }), cursors[i].offset > UInt64(seg.size) {
+                cursors[i].offset = UInt64(seg.size)
+            }
+        }
         stats.truncatedBytes = logs.reduce(0) { $0 + $1.truncatedBytes }
         stats.recoveredRecords = logs.reduce(0) { $0 + $1.recoveredRecords }
         stats.bytesUsed = logs.reduce(0) { $0 + $1.bytesUsed }
