@@ -68,6 +68,7 @@ func runWriter(_ binary: String, _ args: [String], killAfter: Double?) throws ->
     func randomKills(policy: String) throws {
         let binary = try #require(AgentBinary.find(), "warden-agent binary not found next to the tests; build it first")
         let dir = temporaryDirectory("crash-\(policy)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         var rng = SplitMix64(seed: 0xC0FFEE ^ UInt64(policy.utf8.count))
         var acked = Set<UInt64>()
         var kills = 0, cleanExits = 0, recoveredTotal = 0, truncatedTotal = 0
@@ -117,6 +118,7 @@ func runWriter(_ binary: String, _ args: [String], killAfter: Double?) throws ->
     func kernelRefusesWrites() throws {
         let binary = try #require(AgentBinary.find())
         let dir = temporaryDirectory("fsize")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = try runWriter(binary, ["--dir", dir, "--policy", "per-message", "--count", "100000",
                                        "--segment-bytes", "1048576", "--fsize-limit", "20000"], killAfter: nil)
         #expect(!r.signaled)

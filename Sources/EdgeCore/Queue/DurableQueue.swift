@@ -137,7 +137,7 @@ public final class DurableQueue {
     /// Appends a message and returns its id.
     ///
     /// With ``CommitPolicy/perMessage`` the message is durable when this returns. Otherwise it is
-    /// acknowledged at the next commit: check ``acknowledgedSequence`` or call ``commit()``.
+    /// acknowledged at the next successful commit: check ``isAcknowledged(_:)`` or call ``commit()``.
     /// When the disk budget is exhausted, the oldest history (then state) is shed first; an append
     /// that still does not fit throws ``EdgeError/Code/queueFull``. Storage failures throw
     /// ``EdgeError/Code/storageUnavailable`` or ``EdgeError/Code/io`` and never crash.
