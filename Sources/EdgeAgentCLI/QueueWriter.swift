@@ -19,6 +19,8 @@ extension WardenAgent {
         @Option var count: Int = 1000
         @Option(name: .customLong("max-bytes")) var maxBytes: Int = 64 << 20
         @Option(name: .customLong("segment-bytes")) var segmentBytes: Int = 64 << 10
+        @Option(name: .customLong("alert-every"), help: "Every Nth sequence number goes to the alert lane.")
+        var alertEvery: UInt64 = 10
         @Option(name: .customLong("fsize-limit"), help: "RLIMIT_FSIZE in bytes, to make the kernel refuse writes.")
         var fsizeLimit: Int?
 
@@ -31,8 +33,8 @@ extension WardenAgent {
         }
 
         /// Lane of sequence number `seq`.
-        static func lane(_ seq: UInt64) -> QueueLane {
-            seq % 10 == 0 ? .alert : seq % 10 == 5 ? .state : .history
+        static func lane(_ seq: UInt64, alertEvery: UInt64) -> QueueLane {
+            seq % alertEvery == 0 ? .alert : seq % 10 == 5 ? .state : .history
         }
 
         func run() throws {
@@ -58,7 +60,7 @@ extension WardenAgent {
                 }
                 for _ in 0..<count {
                     let seq = q.nextSequence
-                    try q.append(Self.payload(seq), lane: Self.lane(seq))
+                    try q.append(Self.payload(seq), lane: Self.lane(seq, alertEvery: max(1, alertEvery)))
                     printAcked()
                 }
                 try q.commit()

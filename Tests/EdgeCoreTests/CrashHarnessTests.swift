@@ -72,6 +72,7 @@ func runWriter(_ binary: String, _ args: [String], killAfter: Double?) throws ->
         var rng = SplitMix64(seed: 0xC0FFEE ^ UInt64(policy.utf8.count))
         var acked = Set<UInt64>()
         var kills = 0, cleanExits = 0, recoveredTotal = 0, truncatedTotal = 0
+        var bootOf: [UInt64: UInt32] = [:]
         for cycle in 0..<70 {
             let count = policy == "per-message" ? Int(rng.uniform(200, 1500)) : Int(rng.uniform(3000, 30000))
             let delay = rng.uniform(0.005, 0.12)
@@ -100,6 +101,10 @@ func runWriter(_ binary: String, _ args: [String], killAfter: Double?) throws ->
             #expect(missing.isEmpty, "cycle \(cycle) (\(policy)): \(missing.count) acknowledged appends lost, e.g. \(missing.sorted().prefix(5))")
             for r in all {
                 #expect(r.payload == harnessPayload(r.id.sequence), "cycle \(cycle): payload of \(r.id) is wrong")
+                // An id is never reused: a sequence number keeps the boot epoch it was written in.
+                let boot = bootOf[r.id.sequence, default: r.id.bootEpoch]
+                #expect(boot == r.id.bootEpoch, "sequence \(r.id.sequence) reissued in boot \(r.id.bootEpoch)")
+                bootOf[r.id.sequence] = boot
             }
             if policy == "per-message" {
                 // Per-message loses nothing: at most the one append in flight at the kill is
@@ -112,6 +117,45 @@ func runWriter(_ binary: String, _ args: [String], killAfter: Double?) throws ->
         #expect(kills >= 50, "only \(kills) kills")
         #expect(recoveredTotal >= acked.count)
         #expect(acked.count >= 200, "too few acknowledged appends to mean anything: \(acked.count)")
+    }
+
+    @Test("kill -9 while the disk budget sheds history: acknowledged alerts survive, ids never repeat")
+    func killsWhileShedding() throws {
+        let binary = try #require(AgentBinary.find())
+        let dir = temporaryDirectory("crash-shed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = SplitMix64(seed: 77)
+        var ackedAlerts = Set<UInt64>()
+        var bootOf: [UInt64: UInt32] = [:]
+        var kills = 0
+        var shed = false
+        for cycle in 0..<30 {
+            let r = try runWriter(binary, ["--dir", dir, "--policy", "group:5", "--count", "\(Int(rng.uniform(3000, 20000)))",
+                                           "--max-bytes", "262144", "--segment-bytes", "16384", "--alert-every", "200"],
+                                  killAfter: rng.uniform(0.01, 0.12))
+            if r.signaled { kills += 1 } else { #expect(r.status == 0, "writer failed: \(r.stderr)") }
+            ackedAlerts.formUnion(r.acked.filter { $0 % 200 == 0 })
+            let q = try DurableQueue(directory: dir, options: .init(device: "harness", commit: .perMessage, maxBytes: 262_144))
+            #expect(q.stats.bytesUsed <= 262_144)
+            var seqs = Set<UInt64>()
+            for lane in QueueLane.allCases {
+                let records = try q.readAll(lane: lane)
+                #expect(zip(records, records.dropFirst()).allSatisfy { $0.id.sequence < $1.id.sequence })
+                for rec in records {
+                    #expect(rec.payload == harnessPayload(rec.id.sequence))
+                    let boot = bootOf[rec.id.sequence, default: rec.id.bootEpoch]
+                    #expect(boot == rec.id.bootEpoch, "cycle \(cycle): sequence \(rec.id.sequence) reissued")
+                    bootOf[rec.id.sequence] = boot
+                    seqs.insert(rec.id.sequence)
+                }
+            }
+            if let first = try q.readAll(lane: .history).first, first.id.sequence > 1 { shed = true }
+            let lost = ackedAlerts.subtracting(seqs)
+            #expect(lost.isEmpty, "cycle \(cycle): acknowledged alerts lost: \(lost.sorted().prefix(5))")
+        }
+        #expect(kills >= 20)
+        #expect(shed, "the budget never forced shedding")
+        #expect(ackedAlerts.count >= 10)
     }
 
     @Test("the kernel refusing writes (RLIMIT_FSIZE, EFBIG) gives a one-line error and exit 1, not a crash")
