@@ -17,7 +17,7 @@ extension WardenAgent {
 
         @Option(help: "Pipeline document to measure (default: a fuel-like chain).") var pipeline: String?
         @Option(help: "Samples pushed through the pipeline.") var samples: Int = 5_000_000
-        @Option(help: "Directory for queue files (on the disk under test).") var dir: String = ".bench-edge"
+        @Option(help: "Directory for queue files (on the disk under test).") var dir: String = ".build-edge/bench"
         @Option(help: "Payload bytes per queue append.") var payload: Int = 100
         @Option(help: "Appends for the per-message policy (the others do 100× more).") var appends: Int = 2000
         @Flag(help: "Print one JSON object instead of text.") var json = false

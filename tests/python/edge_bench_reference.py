@@ -4,7 +4,7 @@
 Runs `warden-agent bench --json` and, in the same directory (same disk) and the same run, SQLite
 inserts in WAL mode with python's sqlite3, then prints a Markdown table with ratios.
 
-    python3 tests/python/edge_bench_reference.py --agent .build-edge/release/warden-agent --dir .bench-edge
+    python3 tests/python/edge_bench_reference.py --agent .build-edge/release/warden-agent --dir .build-edge/bench
 
 SQLite references (100-byte blob payload, one row per message; rates through the sqlite3 shell, bytes
 written through python's sqlite3 doing the same statements):
@@ -99,7 +99,7 @@ def sqlite_cli_rate(path, count, payload, synchronous, batch):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agent", required=True)
-    ap.add_argument("--dir", default=".bench-edge")
+    ap.add_argument("--dir", default=".build-edge/bench")
     ap.add_argument("--appends", type=int, default=2000)
     ap.add_argument("--payload", type=int, default=100)
     ap.add_argument("--samples", type=int, default=5000000)
