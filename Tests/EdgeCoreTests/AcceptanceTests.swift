@@ -49,6 +49,7 @@ import Testing
         ])
         let alerts = runPipeline(raw, scalarSamples(Self.fuelTrace(seed: 1, gaussian: false))).alerts
         let raised = alerts.filter { $0.state == .raised }.count
+        print("fuel: a raw threshold at 15 % raised \(raised) times on the trace where the shipped pipeline raises once")
         #expect(raised >= 24, "raw threshold raised \(raised) times")
     }
 
@@ -98,6 +99,7 @@ import Testing
         #expect(filtered.count == trace.raw.count)
         let rawError = Self.rmse(trace.raw, trace.truth)
         let filteredError = Self.rmse(filtered, trace.truth)
+        print("gps seed \(seed): raw RMSE \(rawError) m, filtered RMSE \(filteredError) m")
         #expect(filteredError <= rawError / 2, "raw RMSE \(rawError) m, filtered \(filteredError) m")
     }
 

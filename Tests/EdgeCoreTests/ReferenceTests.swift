@@ -60,6 +60,7 @@ struct CO2Series {
         let ours = s.observed.compactMap { f.process($0)?.value }
         #expect(ours.count == reference.count)
         let worst = zip(ours, reference).map { abs($0 - $1) }.max() ?? .infinity
+        print("CO2 kalman vs pykalman: \(ours.count) outputs, max |diff| = \(worst)")
         #expect(worst <= 1e-9, "max |swift - pykalman| = \(worst)")
         // Negative control: ignoring the gaps (one step per observation) does not match.
         var naive = KalmanFilter1D(q: qStep, r: r, timeScaled: false)
@@ -84,6 +85,7 @@ struct CO2Series {
         var f = KalmanFilter1D(q: q, r: r, p0: p0)
         let ours = values.compactMap { f.process($0)?.value }
         let worst = zip(ours, reference).map { abs($0 - $1) }.max() ?? .infinity
+        print("kalman vs filterpy (irregular ts): max |diff| = \(worst)")
         #expect(ours.count == reference.count && worst <= 1e-9, "max diff \(worst)")
     }
 
@@ -113,6 +115,7 @@ struct CO2Series {
             worst = max(worst, abs(out.lat - refLat[i]), abs(out.lon - refLon[i]))
             outcomes.append("\(outcome)")
         }
+        print("gps vs filterpy: max |diff| = \(worst) deg, \(outcomes.filter { $0 == "rejected" }.count) rejected, \(outcomes.filter { $0 == "reset" }.count) resets")
         #expect(outcomes == refOutcome)
         #expect(worst <= 1e-9, "max |Δ| = \(worst)°")
         #expect(outcomes.filter { $0 == "rejected" }.count > 30)
@@ -140,6 +143,7 @@ struct CO2Series {
         for (name, ours) in cases {
             let ref = try #require(reference[name])
             let worst = zip(ours, ref).map { abs($0 - $1) }.max() ?? .infinity
+            print("\(name) vs numpy: max |diff| = \(worst)")
             #expect(ours.count == ref.count && worst <= 1e-9, "\(name): max diff \(worst)")
         }
         // The Hampel filter removed the injected spikes.
