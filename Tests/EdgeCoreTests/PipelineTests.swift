@@ -118,6 +118,23 @@ import Testing
         #expect(out.gaps.filter { $0.kind == .sensorSilent }.map(\.duration) == [241])
     }
 
+    @Test("a timer tick raises a stale alert when every sensor is silent")
+    func tickRaisesStale() {
+        let config = PipelineConfig(sensors: [SensorConfig(name: "a", rules: [RuleConfig(name: "a-stale", kind: .stale(after: 60))])])
+        var p = Pipeline(config: config)
+        var out: [EdgeRecord] = []
+        p.push(sensor: 0, ts: 100, value: 1, into: &out)
+        p.tick(now: 150, into: &out)
+        #expect(out.alerts.isEmpty)
+        p.tick(now: 161, into: &out)
+        #expect(out.alerts.map(\.state) == [.raised] && out.alerts.first?.ts == 160)
+        p.tick(now: 120, into: &out)  // time never goes back
+        p.tick(now: 500, into: &out)  // already raised: no repeat
+        #expect(out.alerts.count == 1)
+        p.push(sensor: 0, ts: 501, value: 1, into: &out)
+        #expect(out.alerts.map(\.state) == [.raised, .cleared])
+    }
+
     @Test("threshold rule raises and clears on every crossing")
     func thresholdRule() {
         let config = PipelineConfig(sensors: [

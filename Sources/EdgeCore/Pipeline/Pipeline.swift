@@ -35,17 +35,7 @@ public struct Pipeline {
             channels[sensor].entered = monotonicNanos()
         }
         channels[sensor].stats.samplesIn += 1
-        if sample.ts > now {
-            now = sample.ts
-            if now > nextStaleCheck && !staleChannels.isEmpty {
-                var next = Double.infinity
-                for i in staleChannels {
-                    channels[i].checkStale(now: now, out: &out)
-                    next = min(next, channels[i].staleDeadline)
-                }
-                nextStaleCheck = next
-            }
-        }
+        if sample.ts > now { tick(now: sample.ts, into: &out) }
         ready.removeAll(keepingCapacity: true)
         _ = channels[sensor].reorder.push(sample, ready: &ready)
         for s in ready { channels[sensor].process(s, out: &out) }
@@ -57,6 +47,20 @@ public struct Pipeline {
     @inlinable
     public mutating func push(sensor: Int, ts: Double, value: Double, into out: inout [EdgeRecord]) {
         push(sensor: sensor, Sample(ts: ts, reading: .scalar(value)), into: &out)
+    }
+
+    /// Advances the pipeline's clock without a sample (the agent calls this from its timer), so
+    /// stale rules fire even when every sensor has gone silent. Time never goes backwards.
+    public mutating func tick(now t: Double, into out: inout [EdgeRecord]) {
+        guard t > now else { return }
+        now = t
+        guard now > nextStaleCheck, !staleChannels.isEmpty else { return }
+        var next = Double.infinity
+        for i in staleChannels {
+            channels[i].checkStale(now: now, out: &out)
+            next = min(next, channels[i].staleDeadline)
+        }
+        nextStaleCheck = next
     }
 
     /// Records that the agent restarted at `ts`: every sensor that had data gets an agent-down gap
