@@ -47,18 +47,21 @@ enum MosquittoReturn {
 /// deinit. Closing finishes both streams and fails every outstanding operation.
 ///
 /// Threads:
-/// - libmosquitto's own loop thread (`mosquitto_loop_start`) runs every callback;
+/// - one network thread per connection runs `mosquitto_loop_forever` and therefore every callback. It is
+///   libmosquitto's threaded mode (`mosquitto_threaded_set(true)`, the same loop `mosquitto_loop_start` runs),
+///   but on a thread we own: in 2.0.11 the `mosquitto_loop_start` thread can end on a TLS handshake failure
+///   (e.g. server hostname mismatch) without calling the disconnect callback, which would leave `connect()`
+///   waiting for its timeout. Owning the thread, we see `mosquitto_loop_forever`'s return code instead;
 /// - a private serial `control` queue runs the calls that may block or must not overlap: the blocking
-///   `mosquitto_connect_bind_v5` (TCP connect, TLS set-up) followed by `mosquitto_loop_start`, and later
-///   `mosquitto_disconnect` + `mosquitto_loop_stop` (which joins the loop thread);
+///   `mosquitto_connect_bind_v5` (TCP connect, TLS set-up) followed by starting the network thread, and later
+///   `mosquitto_disconnect` + waiting for the network thread to end;
 /// - callers' tasks call `mosquitto_publish_v5`/`subscribe_v5`/`unsubscribe_v5`, which libmosquitto documents
 ///   as safe while the threaded loop runs (it guards its queues with its own mutexes).
 ///
 /// Callbacks reach this object through libmosquitto's userdata pointer (`Unmanaged.passUnretained`). That is
-/// sound because the object cannot be deinitialised while the loop thread runs: `MQTTClient` owns it strongly
-/// until its own deinit, which enqueues `close()` on `control`; that work item captures `self` strongly and
-/// joins the loop thread (`mosquitto_loop_stop`) before releasing it. `mosquitto_destroy` runs in `deinit`,
-/// after the join.
+/// sound because the object cannot be deinitialised while the network thread runs: that thread's closure holds
+/// a strong reference until `mosquitto_loop_forever` has returned, after which libmosquitto makes no more
+/// callbacks. `mosquitto_destroy` runs in `deinit`, so only once no thread can be inside libmosquitto for us.
 ///
 /// `@unchecked Sendable`: the only non-Sendable stored property is `handle` (an `OpaquePointer`). It is never
 /// reassigned, and what is done with it from several threads is what libmosquitto's threaded mode supports
@@ -82,7 +85,7 @@ final class MosquittoConnection: @unchecked Sendable {
         var phase: Phase = .idle
         /// `close()` was called (disconnect, deinit, or a failed connect).
         var closeRequested = false
-        /// The control queue finished `disconnect` + `loop_stop`.
+        /// The control queue finished `disconnect` and the network thread ended.
         var closeDone = false
         var loopStarted = false
         var nextWaitID: UInt64 = 0
@@ -98,6 +101,8 @@ final class MosquittoConnection: @unchecked Sendable {
     private let handle: OpaquePointer
     private let state = Mutex(State())
     private let control = DispatchQueue(label: "warden.mqtt.control")
+    /// Signalled once when the network thread's `mosquitto_loop_forever` returns.
+    private let loopEnded = DispatchSemaphore(value: 0)
     private let messageSink: AsyncStream<MQTTMessage>.Continuation
     private let disconnectionSink: AsyncStream<Int>.Continuation
 
@@ -124,8 +129,7 @@ final class MosquittoConnection: @unchecked Sendable {
     }
 
     deinit {
-        // By construction the loop thread has been joined (close() ran on `control` before the last strong
-        // reference went away) or was never started.
+        // The network thread (if any) held a strong reference until mosquitto_loop_forever returned.
         mosquitto_destroy(handle)
     }
 
@@ -182,6 +186,19 @@ final class MosquittoConnection: @unchecked Sendable {
         }
     }
 
+    /// The network thread: libmosquitto's blocking loop, which returns when the connection ends for good
+    /// (we stop its automatic reconnection in didDisconnect).
+    private func runNetworkLoop() {
+        let rc = mosquitto_loop_forever(handle, Int32(configuration.keepAlive * 1000), 1)
+        let savedErrno = errno
+        let stillOpen = state.withLock { $0.phase == .connecting || $0.phase == .connected }
+        if stillOpen {
+            // The loop ended without a disconnect callback (e.g. a TLS handshake failure).
+            didDisconnect(rc: rc == MosquittoReturn.success ? MosquittoReturn.connectionLost : rc, errno: savedErrno)
+        }
+        loopEnded.signal()
+    }
+
     private func check(_ rc: Int32, _ what: String) throws {
         guard rc == MosquittoReturn.success else {
             let code: MQTTError.Code = rc == MosquittoReturn.tls ? .tls : .invalidArgument
@@ -191,6 +208,9 @@ final class MosquittoConnection: @unchecked Sendable {
 
     private func configure() throws {
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
+        // Threaded mode with an external thread: libmosquitto takes its locks and wakes the loop through its
+        // socket pair when another thread queues a packet.
+        try check(mosquitto_threaded_set(handle, true), "threaded mode")
         try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5), "MQTT v5")
         if let tls = configuration.tls {
             // A NULL password callback would make OpenSSL prompt on the terminal for an encrypted key; this one
@@ -214,6 +234,12 @@ final class MosquittoConnection: @unchecked Sendable {
             // On success libmosquitto owns the property list; on failure it is ours to free.
             if rc != MosquittoReturn.success { mosquitto_property_free_all(&properties) }
             try check(rc, "Last Will")
+        }
+        // Diagnostics: with WARDEN_MQTT_DEBUG set, libmosquitto's own log lines go to standard error.
+        if ProcessInfo.processInfo.environment["WARDEN_MQTT_DEBUG"] != nil {
+            mosquitto_log_callback_set(handle) { _, _, level, text in
+                if let text { FileHandle.standardError.write(Data("mosq[\(level)] \(String(cString: text))\n".utf8)) }
+            }
         }
         mosquitto_connect_v5_callback_set(handle) { _, userdata, rc, _, _ in
             MosquittoConnection.from(userdata)?.didConnect(reasonCode: rc)
@@ -324,13 +350,10 @@ final class MosquittoConnection: @unchecked Sendable {
                 resolve(.connect, .failure(Self.connectError(rc: rc, errno: savedErrno, tls: configuration.tls != nil)))
                 return
             }
-            let started = mosquitto_loop_start(handle)
-            guard started == MosquittoReturn.success else {
-                state.withLock { $0.phase = .closed }
-                resolve(.connect, .failure(MQTTError(.protocolError, reasonCode: Int(started), "mosquitto_loop_start: \(MosquittoReturn.text(started))")))
-                return
-            }
             state.withLock { $0.loopStarted = true }
+            let network = Thread { [self] in runNetworkLoop() }
+            network.name = "mosquitto loop"
+            network.start()
         }
         do {
             _ = try await wait(
@@ -384,7 +407,7 @@ final class MosquittoConnection: @unchecked Sendable {
             onTimeout: MQTTError(.timeout, "no UNSUBACK for '\(filter)' within \(configuration.operationTimeout)"))
     }
 
-    /// Closes and waits (bounded by the operation timeout) until the loop thread has been joined.
+    /// Closes and waits (bounded by the operation timeout) until the network thread has ended.
     func disconnect() async {
         let id = state.withLock { s -> UInt64 in
             s.nextWaitID &+= 1
@@ -566,7 +589,7 @@ final class MosquittoConnection: @unchecked Sendable {
     // MARK: Closing
 
     /// Ends the connection: fails outstanding operations, finishes the streams and, on `control`, sends
-    /// DISCONNECT and joins the loop thread. Idempotent; never blocks the caller.
+    /// DISCONNECT and waits for the network thread to end. Idempotent; never blocks the caller.
     func close() {
         let waiters = state.withLock { s -> [Waiter]? in
             if s.closeRequested { return nil }
@@ -590,9 +613,9 @@ final class MosquittoConnection: @unchecked Sendable {
         control.async { [self] in
             _ = mosquitto_disconnect_v5(handle, 0, nil)
             if state.withLock({ $0.loopStarted }) {
-                // Returns once the loop thread has written DISCONNECT (or lost the socket) and exited. A broker
-                // that stops reading can delay this by up to the keep-alive interval; callers do not wait for it.
-                _ = mosquitto_loop_stop(handle, false)
+                // The loop returns once DISCONNECT is written (or the socket is lost). A broker that stops reading
+                // can delay this by up to the keep-alive interval; disconnect() does not wait that long.
+                loopEnded.wait()
             }
             let closers = state.withLock { s -> [Waiter] in
                 s.closeDone = true

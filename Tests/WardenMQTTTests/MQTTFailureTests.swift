@@ -121,14 +121,16 @@ struct MQTTFailureTests {
         #expect(!wills.items.contains { $0.topic == "will/polite" })
     }
 
-    @Test("A second client with the same id takes the session over: the first sees reason 142")
+    @Test("A second client with the same id takes the session over: the first is dropped and stays dropped")
     func sessionTakenOver() async throws {
         let fixture = try TLSBrokerFixture()
         let first = try await fixture.connected("alice", clientID: "alice-device")
         let drops = Collector(first.disconnections)
         let messages = Collector(first.messages)
         let second = try await fixture.connected("alice", clientID: "alice-device")
-        #expect(await drops.wait { $0 == [142] }, "\(drops.items)")
+        // mosquitto 2.0.11 queues DISCONNECT 142 (session taken over) but closes the socket at once, so the client
+        // normally sees the socket drop (7, connection lost); 142 is accepted should the packet get through.
+        #expect(await drops.wait { $0 == [142] || $0 == [7] }, "\(drops.items)")
         #expect(await drops.waitFinished())
         #expect(await messages.waitFinished())
         #expect(!first.isConnected)
@@ -146,7 +148,8 @@ struct MQTTFailureTests {
         let client = try await fixture.connected("alice")
         let drops = Collector(client.disconnections)
         fixture.broker.stop()
-        #expect(await drops.wait { $0.count == 1 }, "\(drops.items)")
+        // mosquitto 2.0.11 closes sockets on SIGTERM without a DISCONNECT: a lost connection (7).
+        #expect(await drops.wait { $0 == [7] || $0 == [139] }, "\(drops.items)")
         #expect(!client.isConnected)
         let error = await thrownError { try await client.publish(MQTTMessage(topic: "test/x", qos: 1)) }
         #expect((error as? MQTTError)?.code == .disconnected)

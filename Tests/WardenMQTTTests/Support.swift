@@ -59,10 +59,14 @@ final class TLSBrokerFixture: @unchecked Sendable {
     let pki: MosquittoTestPKI
     let broker: MosquittoProcess
 
-    init(serverSAN: String = "IP:127.0.0.1,DNS:localhost", extraConfiguration: String = "") throws {
-        directory = try TemporaryDirectory()
+    init(
+        directory: TemporaryDirectory? = nil, serverSAN: String = "IP:127.0.0.1,DNS:localhost",
+        clients: [String] = ["alice", "bob", "carol"], extraConfiguration: String = "", useACLFile: Bool = true
+    ) throws {
+        let directory = try directory ?? TemporaryDirectory()
+        self.directory = directory
         pki = try MosquittoTestPKI(in: directory.path, serverSAN: serverSAN)
-        for name in ["alice", "bob", "carol"] { try pki.client(name) }
+        for name in clients { try pki.client(name) }
         let acl = directory.file("acl")
         try """
             user alice
@@ -89,7 +93,7 @@ final class TLSBrokerFixture: @unchecked Sendable {
             require_certificate true
             use_identity_as_username true
             tls_version tlsv1.2
-            acl_file \(acl)
+            \(useACLFile ? "acl_file \(acl)" : "")
             \(extraConfiguration)
             """
         }
