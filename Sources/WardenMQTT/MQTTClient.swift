@@ -16,6 +16,8 @@
 /// Every awaited call is bounded: ``connect()`` by ``MQTTConfiguration/connectTimeout``, the others by
 /// ``MQTTConfiguration/operationTimeout``. Cancelling the calling task makes the call throw `CancellationError`
 /// promptly; an already written PUBLISH/SUBSCRIBE is not recalled.
+///
+/// Set the environment variable `WARDEN_MQTT_DEBUG` to copy libmosquitto's log lines to standard error.
 public final class MQTTClient: Sendable {
     private let connection: MosquittoConnection
 
@@ -51,6 +53,9 @@ public final class MQTTClient: Sendable {
 
     /// Whether CONNACK accepted the connection and it has not ended since.
     public var isConnected: Bool { connection.isConnected }
+
+    /// Outstanding waiters and bookkeeping entries (internal, for leak tests).
+    var bookkeepingCount: Int { connection.bookkeepingCount }
 
     /// Received messages dropped because ``messages`` was full.
     public var droppedMessageCount: Int { connection.droppedMessageCount }

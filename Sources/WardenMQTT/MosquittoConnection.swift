@@ -331,6 +331,10 @@ final class MosquittoConnection: @unchecked Sendable {
 
     var isConnected: Bool { state.withLock { $0.phase == .connected } }
 
+    /// Waiters, early results and abandoned message ids currently held: 0 once nothing is outstanding.
+    /// Lets tests prove that no continuation or bookkeeping entry leaks.
+    var bookkeepingCount: Int { state.withLock { $0.pending.count + $0.early.count + $0.abandoned.count } }
+
     func connect() async throws {
         try state.withLock { s in
             guard s.phase == .idle, !s.closeRequested else {

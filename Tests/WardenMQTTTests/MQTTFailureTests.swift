@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-import WardenMQTT
+@testable import WardenMQTT
 import WardenTestSupport
 
 @Suite("MQTT client failure modes", .serialized, .timeLimit(.minutes(2)))
@@ -224,6 +224,10 @@ struct MQTTFailureTests {
         #expect(try await client.publish(MQTTMessage(topic: "test/z", payload: [1], qos: 1)) == 16)
         #expect(try await client.publish(MQTTMessage(topic: "denied/z", payload: [1], qos: 1)) == 135)
         #expect(client.isConnected)
+        // Nothing is left behind: no waiter, no early result, no abandoned id once the late PUBACKs arrived.
+        let deadline = ContinuousClock.now + .seconds(3)
+        while client.bookkeepingCount > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(client.bookkeepingCount == 0)
     }
 
     @Test("200 sequential and 200 concurrent QoS 1 publishes all complete with their own reason codes")
@@ -252,6 +256,8 @@ struct MQTTFailureTests {
         #expect(codes.filter { $0 == 135 }.count == 100)
         #expect(await received.wait { $0.count == 300 }, "\(received.items.count)")
         #expect(bob.droppedMessageCount == 0)
+        #expect(alice.bookkeepingCount == 0)
+        #expect(bob.bookkeepingCount == 0)
     }
 
     // MARK: Misuse is refused before anything is sent
