@@ -54,6 +54,9 @@ struct MQTTClientTests {
         #expect(try await alice.publish(MQTTMessage(topic: "test/alice/x", payload: Array("hi bob".utf8), qos: 1)) == 0)
         #expect(try await alice.publish(MQTTMessage(topic: "test/retained", payload: [42], qos: 1, retain: true)) == 16)
         #expect(await bobReceived.wait { $0.contains { $0.topic == "test/alice/x" && $0.payload == Array("hi bob".utf8) } })
+        let big = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(try await alice.publish(MQTTMessage(topic: "test/alice/big", payload: big, qos: 1)) == 0)
+        #expect(await bobReceived.wait { $0.contains { $0.topic == "test/alice/big" && $0.payload == big } })
         #expect(try await bob.subscribe("test/retained") == 1)
         #expect(await bobReceived.wait { $0.contains { $0.topic == "test/retained" && $0.retain && $0.payload == [42] } })
     }

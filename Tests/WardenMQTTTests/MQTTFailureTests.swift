@@ -23,6 +23,22 @@ struct MQTTFailureTests {
         #expect(!client.isConnected)
     }
 
+    @Test("An encrypted client key fails TLS at once instead of prompting for a passphrase")
+    func encryptedKey() async throws {
+        let fixture = try TLSBrokerFixture()
+        var configuration = fixture.configuration("alice")
+        let encrypted = fixture.directory.file("alice-encrypted.key")
+        let converted = try Oracle.openssl([
+            "pkey", "-in", configuration.tls!.keyFile, "-aes256", "-passout", "pass:secret", "-out", encrypted,
+        ])
+        try #require(converted.status == 0, "\(converted.stderr)")
+        configuration.tls?.keyFile = encrypted
+        let client = try MQTTClient(configuration)
+        let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
+        #expect((error as? MQTTError)?.code == .tls, "\(String(describing: error))")
+        #expect(elapsed < .seconds(2))
+    }
+
     @Test("Trusting the wrong CA fails TLS: the broker certificate does not verify")
     func wrongCAFile() async throws {
         let fixture = try TLSBrokerFixture()
