@@ -213,23 +213,54 @@ public final class DurableQueue {
         seq <= acknowledgedSequence && !failedSequences.contains { $0.contains(seq) }
     }
 
-    /// Sheds history, then state, until `size` more bytes fit in the budget.
+    /// Share of the budget the alert lane may use; alerts are never shed, so beyond it an alert
+    /// append fails with `queueFull`.
+    public static let alertShare = 0.5
+    /// Share of the budget the state lane may use; beyond it the oldest state is shed.
+    public static let stateShare = 0.25
+
+    /// Makes room for `size` more bytes in `lane`. Alerts and state are capped at a share of the
+    /// budget, so history always keeps at least a quarter of it; history is shed first, oldest
+    /// first, then the oldest state.
     private func makeRoom(_ size: Int, for lane: QueueLane) throws {
+        let log = logs[lane.rawValue]
+        switch lane {
+        case .alert:
+            let cap = Int(Double(options.maxBytes) * DurableQueue.alertShare)
+            guard log.bytesUsed + size <= cap else {
+                throw EdgeError(.queueFull, "\(directory): queue is full: alerts already use \(log.bytesUsed) of the \(cap) bytes they may use; deliver them first")
+            }
+        case .state:
+            let cap = Int(Double(options.maxBytes) * DurableQueue.stateShare)
+            if log.bytesUsed + size > cap {
+                try commit()
+                try shed(.state) { log.bytesUsed + size > cap }
+            }
+        case .history:
+            break
+        }
         guard stats.bytesUsed + size > options.maxBytes else { return }
         try commit()
-        for victim in [QueueLane.history, .state] where victim >= lane || victim == .history {
-            let log = logs[victim.rawValue]
-            while stats.bytesUsed + size > options.maxBytes, log.bytesUsed > 0 {
-                try persistFloor()
-                let dropped = try log.dropOldest()
-                stats.shed[victim, default: 0] += dropped
-                if cursors[victim.rawValue] < log.start { cursors[victim.rawValue] = log.start; cursorDirty[victim.rawValue] = true }
-                if log.segments.count == 1, log.activeSize == 0 { cursors[victim.rawValue] = log.start; cursorDirty[victim.rawValue] = true }
-                stats.bytesUsed = logs.reduce(0) { $0 + $1.bytesUsed }
-            }
-        }
+        try shed(.history) { self.stats.bytesUsed + size > self.options.maxBytes }
+        if lane != .history { try shed(.state) { self.stats.bytesUsed + size > self.options.maxBytes } }
         guard stats.bytesUsed + size <= options.maxBytes else {
-            throw EdgeError(.queueFull, "\(directory): queue is full (\(options.maxBytes) bytes) and nothing more can be shed for a \(lane.name) message")
+            throw EdgeError(.queueFull, "\(directory): queue is full (\(options.maxBytes) bytes) and nothing more can be shed for a \(lane.name) message of \(size) bytes")
+        }
+    }
+
+    /// Drops the oldest segments of `victim` while `needed()` holds and it has data.
+    private func shed(_ victim: QueueLane, while needed: () -> Bool) throws {
+        let log = logs[victim.rawValue]
+        while needed(), log.bytesUsed > 0 {
+            try persistFloor()
+            let dropped = try log.dropOldest()
+            stats.shed[victim, default: 0] += dropped
+            let i = victim.rawValue
+            if cursors[i] < log.start || (log.segments.count == 1 && log.activeSize == 0) {
+                cursors[i] = log.start
+                cursorDirty[i] = true
+            }
+            stats.bytesUsed = logs.reduce(0) { $0 + $1.bytesUsed }
         }
     }
 
