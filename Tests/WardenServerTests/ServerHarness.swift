@@ -52,7 +52,7 @@ final class ServerHarness: Sendable {
             ports.withLock { if tls { $0.https = port } else { $0.http = port } }
         }
         let running = server
-        let task = Task { try await running.run() }
+        let task = Task { try await running.run(handlingSignals: false) }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if case (let https?, let http?) = ports.withLock({ $0 }) {

@@ -118,8 +118,18 @@ public struct AuthorityHTTPServer: Sendable {
 
     /// Runs the server until SIGTERM/SIGINT (graceful shutdown) or until the calling task is cancelled.
     public func run() async throws {
+        try await run(handlingSignals: true)
+    }
+
+    /// Runs the server in its own `ServiceGroup`; with `handlingSignals`, SIGTERM and SIGINT shut it down gracefully.
+    ///
+    /// Signal handling is process-wide and permanent: swift-service-lifecycle sets SIGTERM/SIGINT to SIG_IGN (and
+    /// watches them with a dispatch source), and child processes started afterwards inherit "ignored", so a child can
+    /// then only be stopped with SIGKILL. Tests therefore run with `handlingSignals: false` and stop by cancellation.
+    func run(handlingSignals: Bool) async throws {
         let group = ServiceGroup(
-            services: try makeServices(), gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+            services: try makeServices(), gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
+            cancellationSignals: [], logger: logger)
         try await group.run()
     }
 
