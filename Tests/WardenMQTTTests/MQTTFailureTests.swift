@@ -15,7 +15,7 @@ struct MQTTFailureTests {
         let (cert, key) = try foreign.client("alice")
         var configuration = fixture.configuration("alice")
         configuration.tls = MQTTTLS(caFile: fixture.pki.caCert, certFile: cert, keyFile: key)
-        configuration.connectTimeout = .seconds(10)
+        configuration.connectTimeout = .seconds(10)  // so "prompt" below cannot be the timeout
         let client = try MQTTClient(configuration)
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .tls, "\(String(describing: error))")
@@ -33,10 +33,11 @@ struct MQTTFailureTests {
         ])
         try #require(converted.status == 0, "\(converted.stderr)")
         configuration.tls?.keyFile = encrypted
+        configuration.connectTimeout = .seconds(10)
         let client = try MQTTClient(configuration)
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .tls, "\(String(describing: error))")
-        #expect(elapsed < .seconds(2))
+        #expect(elapsed < .seconds(5))
     }
 
     @Test("Trusting the wrong CA fails TLS: the broker certificate does not verify")
@@ -45,6 +46,7 @@ struct MQTTFailureTests {
         let foreign = try MosquittoTestPKI(in: fixture.directory.path, name: "foreign")
         var configuration = fixture.configuration("alice")
         configuration.tls?.caFile = foreign.caCert
+        configuration.connectTimeout = .seconds(10)
         let client = try MQTTClient(configuration)
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .tls, "\(String(describing: error))")
@@ -82,10 +84,10 @@ struct MQTTFailureTests {
     func noBroker() async throws {
         let port = try MosquittoProcess.freeLoopbackPort()
         let client = try MQTTClient(MQTTConfiguration(
-            host: "127.0.0.1", port: port, clientID: "nobody-home", tls: nil, connectTimeout: .seconds(5)))
+            host: "127.0.0.1", port: port, clientID: "nobody-home", tls: nil, connectTimeout: .seconds(10)))
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .network, "\(String(describing: error))")
-        #expect(elapsed < .seconds(2))
+        #expect(elapsed < .seconds(5))
     }
 
     @Test("A peer that accepts TCP but never answers: connect times out within the bound")
@@ -99,7 +101,7 @@ struct MQTTFailureTests {
         let client = try MQTTClient(configuration)
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .timeout, "\(String(describing: error))")
-        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(3))
+        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(4))
     }
 
     // MARK: Last Will and disconnections
@@ -225,7 +227,7 @@ struct MQTTFailureTests {
         waiting.cancel()
         let (result, elapsed) = await timed { await waiting.result }
         #expect(throws: CancellationError.self) { try result.get() }
-        #expect(elapsed < .seconds(1))
+        #expect(elapsed < .seconds(3))  // the operation timeout is 30 s
 
         // Already cancelled before the call.
         let early = Task {
