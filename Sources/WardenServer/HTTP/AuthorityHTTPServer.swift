@@ -98,7 +98,7 @@ public struct AuthorityHTTPServer: Sendable {
         let https = Application(
             router: httpsRouter(),
             server: try .tls(
-                .http1(),
+                .http1(configuration: .init(idleTimeout: HTTPLimits.idleTimeout)),
                 configuration: ServerTLS.configuration(
                     chain: tlsChain, key: tlsKey, trustRoots: trustRoots, validator: validator, logger: logger)),
             configuration: ApplicationConfiguration(address: .hostname(host, port: httpsPort), serverName: nil),
@@ -109,6 +109,7 @@ public struct AuthorityHTTPServer: Sendable {
             services.append(
                 Application(
                     router: httpRouter(),
+                    server: .http1(configuration: .init(idleTimeout: HTTPLimits.idleTimeout)),
                     configuration: ApplicationConfiguration(address: .hostname(host, port: httpPort), serverName: nil),
                     onServerRunning: { channel in await onListening?(channel.localAddress?.port ?? -1, false) },
                     logger: logger))

@@ -35,4 +35,6 @@ public struct WardenRequestContext: RequestContext {
 enum HTTPLimits {
     /// 64 KiB: a CSR or an OCSP request is a few hundred bytes.
     static let maximumBodyBytes = 64 * 1024
+    /// A connection with no request for this long is closed, so idle or stalled clients cannot pile up.
+    static let idleTimeout = TimeAmount.seconds(60)
 }
