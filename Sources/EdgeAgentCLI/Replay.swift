@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdgeCore
+import Foundation
 
 extension WardenAgent {
     /// `warden-agent replay`: runs the filtering core offline on recorded data.
@@ -25,9 +26,26 @@ extension WardenAgent {
             do {
                 let config = try PipelineConfig.load(path: pipeline)
                 let reader = try CSVSampleReader(path: input)
-                let out = try output.map { try FileOutput.create(path: $0) } ?? .standardOutput
-                defer { out.close() }
-                try EdgeCore.Replay.run(config: config, reader: reader, source: input) { try out.writeOrThrow($0) }
+                // A file output is written next to its destination and renamed on success, so a
+                // failed replay never leaves a truncated JSONL behind.
+                let temporary = output.map { $0 + ".partial" }
+                let out = try temporary.map { try FileOutput.create(path: $0) } ?? .standardOutput
+                do {
+                    try EdgeCore.Replay.run(config: config, reader: reader, source: input) { try out.writeOrThrow($0) }
+                    out.close()
+                } catch {
+                    out.close()
+                    if let temporary { try? FileManager.default.removeItem(atPath: temporary) }
+                    throw error
+                }
+                if let temporary, let output {
+                    _ = try? FileManager.default.removeItem(atPath: output)
+                    do {
+                        try FileManager.default.moveItem(atPath: temporary, toPath: output)
+                    } catch {
+                        throw EdgeError(.io, "\(output): cannot write the output file")
+                    }
+                }
             } catch let e as EdgeError {
                 throw report(e)
             }

@@ -173,6 +173,14 @@ import Testing
         let c = try Self.runAgent(["replay", "--pipeline", dir + "/p.json", "--input", dir + "/bad.csv"])
         #expect(c.status == 2)
         #expect(c.stderr == "warden-agent: error: \(dir)/p.json: $.sensors must list at least one sensor\n")
+        // With --output, a failed replay leaves no partial file behind.
+        let o = try Self.runAgent([
+            "replay", "--pipeline", Repo.path("examples/pipelines/fuel-level.json"), "--input", dir + "/bad.csv",
+            "--output", dir + "/out.jsonl",
+        ])
+        #expect(o.status == 2)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out.jsonl"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out.jsonl.partial"))
         let missing = try Self.runAgent(["replay", "--pipeline", dir + "/nope.json", "--input", dir + "/bad.csv"])
         #expect(missing.status == 2 && missing.stderr.contains("nope.json: cannot read the pipeline file"))
     }
