@@ -5,6 +5,9 @@ import Darwin
 #endif
 import EdgeCore
 
+private func sysWrite(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int) -> Int { write(fd, buf, n) }
+private func sysClose(_ fd: Int32) -> Int32 { close(fd) }
+
 /// An unbuffered output file descriptor (stdout, stderr or a created file).
 struct FileOutput {
     let fd: Int32
@@ -29,7 +32,7 @@ struct FileOutput {
         return text.withUTF8 { buf in
             var off = 0
             while off < buf.count {
-                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+                let n = sysWrite(fd, buf.baseAddress! + off, buf.count - off)
                 if n < 0 {
                     if errno == EINTR { continue }
                     return false
@@ -47,6 +50,6 @@ struct FileOutput {
     }
 
     func close() {
-        if fd > 2 { _ = Glibc.close(fd) }
+        if fd > 2 { _ = sysClose(fd) }
     }
 }

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import ArgumentParser
 import EdgeCore
@@ -44,7 +46,11 @@ extension WardenAgent {
             if let limit = fsizeLimit {
                 signal(SIGXFSZ, SIG_IGN)
                 var rl = rlimit(rlim_cur: rlim_t(limit), rlim_max: rlim_t(limit))
+                #if os(Linux)
                 setrlimit(Int32(RLIMIT_FSIZE.rawValue), &rl)
+                #else
+                setrlimit(RLIMIT_FSIZE, &rl)
+                #endif
             }
             do {
                 let q = try DurableQueue(

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A durable store-and-forward queue with priority lanes, a disk budget and idempotent ids.

@@ -4,6 +4,20 @@ import Glibc
 import Darwin
 #endif
 
+// File-scope shims: inside `PosixFile`, the methods `write`, `pwrite`, `pread` shadow the C
+// functions, and the module that provides them differs between Linux (Glibc) and Darwin.
+private func sysWrite(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int) -> Int { write(fd, buf, n) }
+private func sysPwrite(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int, _ off: off_t) -> Int { pwrite(fd, buf, n, off) }
+private func sysPread(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ n: Int, _ off: off_t) -> Int { pread(fd, buf, n, off) }
+private func sysRename(_ from: String, _ to: String) -> Int32 { rename(from, to) }
+private func sysDataSync(_ fd: Int32) -> Int32 {
+    #if os(Linux)
+    return fdatasync(fd)
+    #else
+    return fsync(fd)
+    #endif
+}
+
 /// Injects I/O failures in tests: called before each write with the file path and byte count;
 /// returning an errno makes that write fail with it (for example `EROFS` or `ENOSPC`).
 public typealias WriteFaultInjector = @Sendable (_ path: String, _ bytes: Int) -> Int32?
@@ -50,7 +64,7 @@ final class PosixFile {
         guard let base = bytes.baseAddress else { return }
         var off = 0
         while off < bytes.count {
-            let n = Glibc.write(fd, base + off, bytes.count - off)
+            let n = sysWrite(fd, base + off, bytes.count - off)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw storageError("write", path, errno)
@@ -65,7 +79,7 @@ final class PosixFile {
         try bytes.withUnsafeBytes { buf in
             var off = 0
             while off < buf.count {
-                let n = Glibc.pwrite(fd, buf.baseAddress! + off, buf.count - off, off_t(offset + off))
+                let n = sysPwrite(fd, buf.baseAddress! + off, buf.count - off, off_t(offset + off))
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw storageError("write", path, errno)
@@ -81,7 +95,7 @@ final class PosixFile {
         var got = 0
         try out.withUnsafeMutableBytes { buf in
             while got < count {
-                let n = Glibc.pread(fd, buf.baseAddress! + got, count - got, off_t(offset + got))
+                let n = sysPread(fd, buf.baseAddress! + got, count - got, off_t(offset + got))
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw storageError("read", path, errno)
@@ -95,7 +109,7 @@ final class PosixFile {
     }
 
     func sync() throws {
-        if fdatasync(fd) != 0 { throw storageError("sync", path, errno) }
+        if sysDataSync(fd) != 0 { throw storageError("sync", path, errno) }
     }
 
     func truncate(to size: Int) throws {
@@ -160,6 +174,6 @@ enum PosixDirectory {
     }
 
     static func rename(_ from: String, _ to: String) throws {
-        if Glibc.rename(from, to) != 0 { throw storageError("rename", from, errno) }
+        if sysRename(from, to) != 0 { throw storageError("rename", from, errno) }
     }
 }

@@ -62,4 +62,6 @@ struct QueueMeta: Equatable {
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// One lane's append-only log: numbered segment files `NNNNNNNNNNNNNNNNNNNN.seg` in a directory.
