@@ -50,6 +50,11 @@ calc() {
     awk "BEGIN { printf \"%.1f\", $1 }"
 }
 
+# A ratio with two decimals: ratio EXPRESSION (awk syntax).
+ratio() {
+    awk "BEGIN { printf \"%.2f\", $1 }"
+}
+
 # The value of key=VALUE in a line of key=value pairs: field KEY LINE.
 field() {
     tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
@@ -103,8 +108,8 @@ Enrollment of $ROWS CSRs, median of $RUNS interleaved runs ($(nproc) CPUs, $(sed
   warden, chain files (--out-dir) on tmpfs (diagnostic)              $onshm rows/s
   python-cryptography loop, 1 process                                $py1 rows/s
   python-cryptography, 2 processes (multiprocessing)                 $py2 rows/s
-  ratio warden / python loop (1 process)  [acceptance: >= 2.5]       $(calc "$wall / $py1")x
-  ratio warden / python 2 processes                                  $(calc "$wall / $py2")x
+  ratio warden / python loop (1 process)  [acceptance: >= 2.5]       $(ratio "$wall / $py1")x
+  ratio warden / python 2 processes                                  $(ratio "$wall / $py2")x
 ECDSA P-256 (openssl speed -seconds 3)
   1 process:  sign $sign1/s  verify $verify1/s
   2 processes: sign $sign2/s  verify $verify2/s
