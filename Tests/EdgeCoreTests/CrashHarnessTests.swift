@@ -48,7 +48,10 @@ func runWriter(_ binary: String, _ args: [String], killAfter: Double?) throws ->
     try p.run()
     if let killAfter {
         usleep(useconds_t(killAfter * 1e6))
-        kill(p.processIdentifier, SIGKILL)
+        // Never signal pid 0 (our own process group) or a writer that already exited (its pid may
+        // have been reused: pid_max is 32768 on this machine and builds recycle pids quickly).
+        let pid = p.processIdentifier
+        if pid > 0 && p.isRunning { kill(pid, SIGKILL) }
     }
     let data = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()
