@@ -47,7 +47,12 @@ public final class BrokerSupervisor: Sendable {
         var failures = 0
         while !Task.isCancelled {
             if let stale = BrokerProcess.runningPID(layout: layout) {
-                throw WardenError.alreadyExists("a broker for '\(layout.directory)' already runs as PID \(stale)")
+                // Left behind by a supervisor that was killed (kill -9): stop it, then start our own.
+                onEvent("stopping a broker left running as PID \(stale)")
+                kill(stale, SIGTERM)
+                let deadline = Date().addingTimeInterval(5)
+                while kill(stale, 0) == 0 && Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+                if kill(stale, 0) == 0 { kill(stale, SIGKILL) }
             }
             let started = Date()
             let process = try ChildProcess.spawn(executable, ["-c", layout.configuration])

@@ -1,4 +1,8 @@
 import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `warden` command tree. The executable's `@main` only calls ``WardenRoot/main()``.
 @available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
@@ -21,6 +25,11 @@ public struct WardenRoot: AsyncParsableCommand {
 extension WardenRoot {
     /// Parses the process arguments and runs the selected command; the whole body of the `warden` executable.
     public static func entry(_ arguments: [String]? = nil) async {
+        // A parent may have started us with signals blocked (children inherit the mask); `serve` relies on
+        // SIGTERM/SIGINT for graceful shutdown, so start from a clean mask.
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
         do {
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {

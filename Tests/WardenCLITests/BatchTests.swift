@@ -67,10 +67,10 @@ struct BatchTests {
             try fleet.warden.start(["device", "enroll", "contended", "--csr", shared, "--out", fleet.dir.file("c1.pem")]),
             try fleet.warden.start(["device", "enroll", "contended", "--csr", shared, "--out", fleet.dir.file("c2.pem")]),
         ]
-        for process in processes { process.waitUntilExit() }
-        #expect(processes[0].terminationStatus == 0)
-        #expect(processes[1].terminationStatus == 0)
-        #expect([processes[2].terminationStatus, processes[3].terminationStatus].sorted() == [0, 1])
+        let statuses = processes.map { $0.wait() }
+        #expect(statuses[0] == 0)
+        #expect(statuses[1] == 0)
+        #expect([statuses[2], statuses[3]].sorted() == [0, 1])
         #expect(try fleet.count("devices") == 121)
         #expect(try fleet.count("certificates") == 121)
         let distinct = try WardenProcess.launch("sqlite3", [fleet.registry, "SELECT count(DISTINCT serial) FROM certificates;"])

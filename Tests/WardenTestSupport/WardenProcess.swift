@@ -51,16 +51,9 @@ public struct WardenProcess: Sendable {
         try Self.launch(Self.executable, arguments, environment: environment, stdin: stdin)
     }
 
-    /// Starts `warden arguments…` without waiting; for concurrency tests.
-    public func start(_ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = arguments
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
+    /// Starts `warden arguments…` without waiting (clean signal state, so SIGTERM reaches it).
+    public func start(_ arguments: [String], output: String? = nil) throws -> SpawnedProcess {
+        try SpawnedProcess(Self.executable, arguments, environment: environment, output: output)
     }
 
     /// Runs any executable (absolute path or on PATH) and captures its output through files, so a chatty
@@ -71,38 +64,27 @@ public struct WardenProcess: Sendable {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("warden-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let outURL = scratch.appendingPathComponent("out")
-        let errURL = scratch.appendingPathComponent("err")
-        let inURL = scratch.appendingPathComponent("in")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: inURL.path, contents: Data(stdin ?? []))
-        let process = Process()
-        if executable.hasPrefix("/") {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [executable] + arguments
-        }
-        if let environment { process.environment = environment }
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        let input = try FileHandle(forReadingFrom: inURL)
-        defer {
-            try? out.close()
-            try? err.close()
-            try? input.close()
-        }
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        process.waitUntilExit()
+        let outPath = scratch.appendingPathComponent("out").path
+        let errPath = scratch.appendingPathComponent("err").path
+        let inPath = scratch.appendingPathComponent("in").path
+        _ = FileManager.default.createFile(atPath: inPath, contents: Data(stdin ?? []))
+        let path = executable.hasPrefix("/") ? executable : try resolve(executable)
+        // Clean signal state: tools such as mosquitto_sub -W rely on SIGALRM, which a blocked mask would swallow.
+        let child = try SpawnedProcess(path, arguments, environment: environment, output: outPath, errors: errPath, input: inPath)
+        let status = child.wait()
         return Result(
-            status: process.terminationStatus,
-            stdout: String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self),
-            stderr: String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self))
+            status: status,
+            stdout: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data(), as: UTF8.self),
+            stderr: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(), as: UTF8.self))
+    }
+
+    /// Finds `name` on PATH.
+    static func resolve(_ name: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
+            return "\(directory)/\(name)"
+        }
+        throw TestSupportError("\(name) is not on PATH")
     }
 }
 
