@@ -82,17 +82,30 @@ extension Authority {
     /// Re-running the same file is safe: rows whose device already holds a certificate for the same key are
     /// reported as skipped and nothing is duplicated. A failing row never stops the batch.
     public func enrollBatch(
-        _ rows: [BatchRow], jobs: Int, validity: WardenDuration?, now: Date, chunkSize: Int = 512,
+        _ rows: [BatchRow], jobs: Int, validity: WardenDuration?, now: Date, chunkSize: Int = 256,
         onChunk: ([BatchRowResult]) throws -> Void
     ) throws {
         let jobs = max(1, jobs)
-        var start = 0
-        while start < rows.count {
-            let chunk = Array(rows[start..<min(start + chunkSize, rows.count)])
-            start += chunk.count
-            var results = prepare(chunk, jobs: jobs, validity: validity, now: now)
-            try record(&results, validity: validity, now: now)
-            try onChunk(results)
+        let chunks = stride(from: 0, to: rows.count, by: chunkSize).map { Array(rows[$0..<min($0 + chunkSize, rows.count)]) }
+        guard !chunks.isEmpty else { return }
+        // Pipeline: while chunk i is committed (serial, waits on fsync) and reported, chunk i+1 is already being
+        // validated and signed on the worker threads.
+        var current = prepare(chunks[0], jobs: jobs, validity: validity, now: now)
+        for index in chunks.indices {
+            let upcoming = Mutex<[BatchRowResult]?>(nil)
+            let group = DispatchGroup()
+            if index + 1 < chunks.count {
+                let chunk = chunks[index + 1]
+                DispatchQueue.global().async(group: group) {
+                    let prepared = self.prepare(chunk, jobs: jobs, validity: validity, now: now)
+                    upcoming.withLock { $0 = prepared }
+                }
+            }
+            defer { group.wait() }
+            try record(&current, validity: validity, now: now)
+            try onChunk(current)
+            group.wait()
+            current = upcoming.withLock { $0 } ?? []
         }
     }
 

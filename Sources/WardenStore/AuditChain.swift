@@ -1,6 +1,10 @@
 import Foundation
 import WardenPKI
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One event of the tamper-evident audit log.
 public struct AuditEvent: Codable, Sendable, Equatable {
     /// Position in the chain, from 1, without gaps.
@@ -55,27 +59,51 @@ public enum AuditVerification: Sendable, Equatable {
     case broken(seq: Int64, reason: String)
 }
 
-/// Formats audit timestamps.
+/// Formats audit timestamps: `YYYY-MM-DDTHH:MM:SS.mmmZ`, always UTC, always this exact shape (the text is hashed).
 enum AuditTime {
+    /// Formats `date` by hand: this runs for every audit event, and Foundation's formatters cost ~100 µs each.
     static func string(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
-    }
-
-    static func date(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text)
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000)
+        let millis = Int(milliseconds - Int64(seconds) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        }
+        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2)
+            + "T" + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2)
+            + "." + pad(millis, 3) + "Z"
     }
 }
 
-/// Canonical JSON for audit details: sorted keys, no escaped slashes.
+/// Canonical JSON for audit details: keys sorted, strings escaped per RFC 8259, no whitespace.
 enum CanonicalJSON {
     static func encode(_ object: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(object), as: UTF8.self)) ?? "{}"
+        var out = "{"
+        for (index, key) in object.keys.sorted().enumerated() {
+            if index > 0 { out += "," }
+            out += quote(key) + ":" + quote(object[key] ?? "")
+        }
+        return out + "}"
+    }
+
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }

@@ -52,7 +52,9 @@ extension Registry {
             guard now.timeIntervalSince1970 <= expiresAt else {
                 throw WardenError(.policyViolation, "the bootstrap token for device '\(id)' has expired")
             }
-            let outcome = try Self.insert(enrollment, actor: actor, now: now, db: db)
+            var audit = try AuditWriter(db)
+            let outcome = try Self.insert(enrollment, actor: actor, now: now, db: db, audit: &audit)
+            try audit.finish(db)
             if outcome == .enrolled {
                 try db.execute(
                     sql: "UPDATE bootstrap_tokens SET used_at = ? WHERE device_id = ?",

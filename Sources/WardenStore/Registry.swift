@@ -123,23 +123,25 @@ public final class Registry: Sendable {
     /// Every returned `.enrolled` is durable when this returns.
     public func record(_ enrollments: [Enrollment], actor: String, now: Date) throws -> [EnrollOutcome] {
         try write { db in
+            var audit = try AuditWriter(db)
             var outcomes: [EnrollOutcome] = []
             outcomes.reserveCapacity(enrollments.count)
             for enrollment in enrollments {
-                outcomes.append(try Self.insert(enrollment, actor: actor, now: now, db: db))
+                outcomes.append(try Self.insert(enrollment, actor: actor, now: now, db: db, audit: &audit))
             }
+            try audit.finish(db)
             return outcomes
         }
     }
 
-    static func insert(_ e: Enrollment, actor: String, now: Date, db: Database) throws -> EnrollOutcome {
+    static func insert(_ e: Enrollment, actor: String, now: Date, db: Database, audit: inout AuditWriter) throws -> EnrollOutcome {
         let id = e.deviceID.rawValue
         if let existing = try Row.fetchOne(
-            db,
-            sql: """
-                SELECT d.status, d.current_serial, c.public_key_fingerprint FROM devices d
-                JOIN certificates c ON c.serial = d.current_serial WHERE d.id = ?
-                """, arguments: [id])
+            db.cachedStatement(
+                sql: """
+                    SELECT d.status, d.current_serial, c.public_key_fingerprint FROM devices d
+                    JOIN certificates c ON c.serial = d.current_serial WHERE d.id = ?
+                    """), arguments: [id])
         {
             let status: String = existing[0]
             let serial: String = existing[1]
@@ -150,22 +152,23 @@ public final class Registry: Sendable {
             if fingerprint == e.publicKeyFingerprint { return .alreadyEnrolledWithSameKey(serial: serial) }
             return .conflict("device '\(id)' is already enrolled with a different key")
         }
-        if try Bool.fetchOne(db, sql: "SELECT 1 FROM certificates WHERE serial = ?", arguments: [e.serial]) == true {
+        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM certificates WHERE serial = ?"), arguments: [e.serial]) == true {
             return .serialCollision
         }
         let stamp = now.timeIntervalSince1970
-        try db.execute(
-            sql: "INSERT INTO devices (id, status, created_at, updated_at, current_serial) VALUES (?, 'active', ?, ?, ?)",
-            arguments: [id, stamp, stamp, e.serial])
+        try db.cachedStatement(
+            sql: "INSERT INTO devices (id, status, created_at, updated_at, current_serial) VALUES (?, 'active', ?, ?, ?)"
+        ).execute(arguments: [id, stamp, stamp, e.serial])
         let groups = Array(Set(e.groups)).sorted()
         for group in groups {
-            try db.execute(sql: "INSERT INTO device_groups (device_id, name) VALUES (?, ?)", arguments: [id, group])
+            try db.cachedStatement(sql: "INSERT INTO device_groups (device_id, name) VALUES (?, ?)").execute(arguments: [id, group])
         }
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO certificates (serial, device_id, not_before, not_after, issued_at, public_key_fingerprint, sha256, der)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 e.serial, id, e.notBefore.timeIntervalSince1970, e.notAfter.timeIntervalSince1970, stamp,
                 e.publicKeyFingerprint, e.sha256, Data(e.der),
@@ -267,25 +270,9 @@ public final class Registry: Sendable {
     static func appendAudit(
         db: Database, actor: String, action: String, deviceID: String?, details: [String: String], now: Date
     ) throws {
-        let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        let seq: Int64 = (head?[0] as Int64? ?? 0) + 1
-        let previous: String = head?[1] ?? AuditEvent.genesisHash
-        var event = AuditEvent(
-            seq: seq, timestamp: AuditTime.string(now), actor: actor, action: action, deviceID: deviceID,
-            details: CanonicalJSON.encode(details), previousHash: previous, hash: "")
-        event.hash = event.expectedHash
-        try db.execute(
-            sql: """
-                INSERT INTO audit_events (seq, ts, actor, action, device_id, details, prev_hash, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                event.seq, event.timestamp, event.actor, event.action, event.deviceID, event.details,
-                event.previousHash, event.hash,
-            ])
-        try db.execute(
-            sql: "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            arguments: [event.seq, event.hash])
+        var audit = try AuditWriter(db)
+        try audit.append(db, actor: actor, action: action, deviceID: deviceID, details: details, now: now)
+        try audit.finish(db)
     }
 
     func write<T>(_ body: (Database) throws -> T) throws -> T {
@@ -302,5 +289,49 @@ public final class Registry: Sendable {
         } catch let error as DatabaseError {
             throw WardenError.storage("registry '\(path)': \(error.message ?? error.description)")
         }
+    }
+}
+
+/// Appends events to the audit chain inside one write transaction, keeping the chain head in memory so a batch
+/// of N events costs N inserts and one head update.
+struct AuditWriter {
+    var seq: Int64
+    var previous: String
+    var dirty = false
+
+    /// Reads the current head.
+    init(_ db: Database) throws {
+        let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"))
+        seq = head?[0] ?? 0
+        previous = head?[1] ?? AuditEvent.genesisHash
+    }
+
+    /// Appends one event linked to the previous one.
+    mutating func append(
+        _ db: Database, actor: String, action: String, deviceID: String?, details: [String: String], now: Date
+    ) throws {
+        var event = AuditEvent(
+            seq: seq + 1, timestamp: AuditTime.string(now), actor: actor, action: action, deviceID: deviceID,
+            details: CanonicalJSON.encode(details), previousHash: previous, hash: "")
+        event.hash = event.expectedHash
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO audit_events (seq, ts, actor, action, device_id, details, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            event.seq, event.timestamp, event.actor, event.action, event.deviceID, event.details, event.previousHash, event.hash,
+        ])
+        seq = event.seq
+        previous = event.hash
+        dirty = true
+    }
+
+    /// Records the new head.
+    func finish(_ db: Database) throws {
+        guard dirty else { return }
+        try db.cachedStatement(
+            sql: "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
+        ).execute(arguments: [seq, previous])
     }
 }

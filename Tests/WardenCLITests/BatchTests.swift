@@ -22,7 +22,7 @@ struct BatchTests {
         _ = try fleet.csr("mismatch-cn", name: "wrong")
         let csv = try batchFile(fleet, prefix: "meter", count: 40, extraLines: ["bad-row,wrong.csr", "admin,meter-000.csr", "missing-csr,nothing.csr"])
         let report = fleet.dir.file("report.csv")
-        let first = try fleet.run("device", "enroll", "--batch", csv, "--jobs", "2", "--report", report)
+        let first = try fleet.run("device", "enroll", "--batch", csv, "--jobs", "2", "--report", report, "--out-dir", fleet.dir.file("certs"))
         #expect(first.status == 1, "refused rows make the exit non-zero")
         let lines = try String(contentsOfFile: report, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 44)
@@ -33,6 +33,8 @@ struct BatchTests {
         #expect(fleet.files(in: fleet.dir.file("certs")).count == 40)
         let verified = try Oracle.openssl(["verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", fleet.rootPEM, "-untrusted", fleet.issuingPEM, fleet.dir.file("certs/meter-007.crt.pem")])
         #expect(verified.status == 0, "\(verified.combined)")
+        let fromRegistry = try fleet.run("device", "show", "meter-007", "--pem")
+        #expect(fromRegistry.stdout == (try String(contentsOfFile: fleet.dir.file("certs/meter-007.crt.pem"), encoding: .utf8)))
 
         let second = try fleet.run("device", "enroll", "--batch", csv, "--report", report)
         #expect(second.status == 1)

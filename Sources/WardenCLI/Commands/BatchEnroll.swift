@@ -16,8 +16,7 @@ struct BatchEnroll {
     func run() async throws {
         let rows = try Authority.parseBatch(
             try SecureFile.read(file, limit: Authority.maximumBatchFileSize, what: "batch file"), source: file)
-        let directory = outDir ?? ((file as NSString).deletingLastPathComponent.isEmpty ? "." : (file as NSString).deletingLastPathComponent) + "/certs"
-        try SecureFile.ensureDirectory(directory, mode: 0o755)
+        if let outDir { try SecureFile.ensureDirectory(outDir, mode: 0o755) }
         let authority = try global.authority()
 
         let reportHandle: FileHandle
@@ -44,10 +43,10 @@ struct BatchEnroll {
             var lines = ""
             for result in results {
                 counts[result.status, default: 0] += 1
-                if let issued = result.issued {
+                if let issued = result.issued, let outDir {
                     // The registry (already committed) is the durable record; the chain file is a convenience copy.
                     try SecureFile.writeAtomically(
-                        Array(issued.chainPEM.utf8), to: "\(directory)/\(issued.deviceID).crt.pem", durable: false)
+                        Array(issued.chainPEM.utf8), to: "\(outDir)/\(issued.deviceID).crt.pem", durable: false)
                 }
                 lines += "\(result.row.line),\(Self.csvField(result.row.id)),\(result.status.rawValue),\(Self.csvField(result.detail))\n"
             }
@@ -65,7 +64,8 @@ struct BatchEnroll {
         Console.error(
             "batch \(file): \(counts[.enrolled, default: 0]) enrolled, \(counts[.skipped, default: 0]) skipped, "
                 + "\(counts[.refused, default: 0]) refused in \(String(format: "%.2f", seconds)) s "
-                + "(\(Int(Double(rows.count) / seconds)) rows/s); chains in \(directory)")
+                + "(\(Int(Double(rows.count) / seconds)) rows/s)"
+                + (outDir.map { "; chains in \($0)" } ?? "; chains: warden device show ID --pem"))
         if counts[.refused, default: 0] > 0 { throw WardenError.policy("\(counts[.refused, default: 0]) row(s) of '\(file)' were refused; see the report") }
     }
 

@@ -37,7 +37,7 @@ extension WardenRoot.Device {
         @Option(help: "Write the leaf + issuing chain PEM here (default stdout).") var out: String?
         @Option(help: "Batch CSV file: id,csr_path[,group].") var batch: String?
         @Option(help: "Batch: signing threads (default: all cores).") var jobs: Int?
-        @Option(help: "Batch: directory for the <id>.crt.pem chains (default: certs/ next to the CSV).") var outDir: String?
+        @Option(help: "Batch: also write each new chain to DIR/<id>.crt.pem (the registry keeps them: device show ID --pem).") var outDir: String?
         @Option(help: "Batch: per-row report CSV (default stdout).") var report: String?
 
         func validate() throws {
@@ -130,6 +130,7 @@ extension WardenRoot.Device {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Device id.") var id: String
         @Flag(help: "Machine-readable output.") var json = false
+        @Flag(help: "Print the device's current certificate chain (leaf + issuing CA) as PEM.") var pem = false
 
         struct Output: Encodable {
             let device: DeviceRecord
@@ -155,6 +156,13 @@ extension WardenRoot.Device {
                     serial: $0.serial, notBefore: $0.notBefore, notAfter: $0.notAfter, sha256: $0.sha256,
                     revoked: $0.revokedAt != nil,
                     revocationReason: $0.revocationReason.flatMap { RevocationReason(rawValue: $0)?.name })
+            }
+            if pem {
+                guard let current = try registry.certificates(of: deviceID.rawValue).first(where: { $0.serial == device.currentSerial }) else {
+                    throw WardenError.internal("device '\(deviceID)' has no current certificate")
+                }
+                Console.out(try CertificateAuthority.chainPEM(leafDER: Array(current.der), layout: global.wardenHome.ca), terminator: "")
+                return
             }
             if json {
                 Console.out(try Console.json(Output(device: device, certificates: certificates)))

@@ -36,6 +36,9 @@ public struct CertificateAuthority: Sendable {
     let issuingCertificate: Certificate
     let rootCertificate: Certificate
     let issuingKey: Certificate.PrivateKey
+    /// The issuing certificate as PEM and its key identifier, computed once: every issuance needs them.
+    let issuingCertificatePEM: String
+    let issuingKeyIdentifier: ArraySlice<UInt8>
 
     /// Backdating of notBefore, to tolerate device clocks that run a little slow.
     public static let clockSkewAllowance: TimeInterval = 300
@@ -61,7 +64,9 @@ public struct CertificateAuthority: Sendable {
             profile = .builtInDevice
         }
         return CertificateAuthority(
-            layout: layout, profile: profile, issuingCertificate: issuing, rootCertificate: root, issuingKey: key)
+            layout: layout, profile: profile, issuingCertificate: issuing, rootCertificate: root, issuingKey: key,
+            issuingCertificatePEM: PEMInput.pem(try issuing.derBytes(), label: "CERTIFICATE"),
+            issuingKeyIdentifier: try subjectKeyIdentifier(of: issuing))
     }
 
     /// Summaries of the root and issuing certificates, read without any key.
@@ -83,6 +88,12 @@ public struct CertificateAuthority: Sendable {
         let issuing = try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
         let root = try loadCertificate(layout.rootCertificate, what: "root CA certificate")
         return PEMInput.pem(try issuing.derBytes(), label: "CERTIFICATE") + PEMInput.pem(try root.derBytes(), label: "CERTIFICATE")
+    }
+
+    /// A leaf's chain PEM (leaf + issuing CA), read without any key.
+    public static func chainPEM(leafDER: [UInt8], layout: CALayout) throws -> String {
+        let issuing = try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
+        return PEMInput.pem(leafDER, label: "CERTIFICATE") + PEMInput.pem(try issuing.derBytes(), label: "CERTIFICATE")
     }
 
     static func loadCertificate(_ path: String, what: String) throws -> Certificate {
@@ -107,7 +118,7 @@ public struct CertificateAuthority: Sendable {
     }
 
     /// The issuing CA certificate, PEM.
-    public var issuingPEM: String { get throws { PEMInput.pem(try issuingCertificate.derBytes(), label: "CERTIFICATE") } }
+    public var issuingPEM: String { get throws { issuingCertificatePEM } }
 
     /// Checks a CSR for `deviceID` against this authority's device profile.
     public func validateCSR(_ bytes: [UInt8], deviceID: DeviceID, source: String) throws -> ValidatedCSR {
@@ -160,8 +171,7 @@ public struct CertificateAuthority: Sendable {
             deviceID: csr.deviceID,
             serial: Digest.hex(certificate.serialNumber.bytes),
             der: der,
-            chainPEM: PEMInput.pem(der, label: "CERTIFICATE")
-                + PEMInput.pem(try issuingCertificate.derBytes(), label: "CERTIFICATE"),
+            chainPEM: PEMInput.pem(der, label: "CERTIFICATE") + issuingCertificatePEM,
             notBefore: start,
             notAfter: end,
             publicKeyFingerprint: csr.publicKeyFingerprint,
@@ -190,8 +200,7 @@ public struct CertificateAuthority: Sendable {
             try Certificate.Extension(ExtendedKeyUsage(ekus), critical: false),
             try Certificate.Extension(SubjectKeyIdentifier(hash: csr.publicKey), critical: false),
             try Certificate.Extension(
-                AuthorityKeyIdentifier(keyIdentifier: try Self.subjectKeyIdentifier(of: issuingCertificate)),
-                critical: false),
+                AuthorityKeyIdentifier(keyIdentifier: issuingKeyIdentifier), critical: false),
         ]
         if profile.subjectAltName == .dns, let suffix = profile.dnsSuffix {
             list.append(

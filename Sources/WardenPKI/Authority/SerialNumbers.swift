@@ -11,7 +11,12 @@ enum SerialNumbers {
     /// A fresh random serial.
     static func random() -> Certificate.SerialNumber {
         var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        for _ in 0..<2 {
+            let word = generator.next()
+            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        }
         bytes[0] = (bytes[0] & 0x7F) | 0x40
         return Certificate.SerialNumber(bytes: bytes)
     }
