@@ -29,6 +29,11 @@ public struct BrokerLayout: Sendable {
     public var controlCertificate: String { directory + "/control.crt.pem" }
     /// Its key (0600).
     public var controlKey: String { directory + "/control.key.pem" }
+    /// A second control identity for one-shot CLI pushes (CN `warden-control-cli`), so that the CLI and
+    /// `warden serve` never take over each other's MQTT session (the broker uses the CN as client id).
+    public var cliControlCertificate: String { directory + "/control-cli.crt.pem" }
+    /// Its key (0600).
+    public var cliControlKey: String { directory + "/control-cli.key.pem" }
     /// Metadata: port, bind address, plugin path.
     public var metadata: String { directory + "/broker.json" }
     /// PID of the running broker, written by the supervisor.

@@ -20,7 +20,7 @@ public enum BrokerPush {
             return Outcome(notes: ["broker not running; the device gets its broker role when the broker starts"])
         }
         do {
-            let dynsec = try DynsecClient(layout: layout)
+            let dynsec = try DynsecClient(layout: layout, identity: .cli)
             defer { Task { await dynsec.close() } }
             try await BrokerSync(authority: authority, policies: try PolicyDocument.load(home: authority.home.path))
                 .add(deviceID, groups: groups, via: dynsec)
@@ -40,7 +40,7 @@ public enum BrokerPush {
         let signalled = try CRLPublisher.publish(crlPEM: crlPEM, issuerPEM: try authority.ca.issuingPEM, layout: layout, now: now)
         outcome.notes.append(signalled ? "broker: new CRL installed and reloaded" : "broker: new CRL installed (broker not running)")
         guard signalled else { return outcome }
-        let dynsec = try DynsecClient(layout: layout)
+        let dynsec = try DynsecClient(layout: layout, identity: .cli)
         try await BrokerSync(authority: authority, policies: []).remove(deviceID, via: dynsec)
         await dynsec.close()
         outcome.notes.append("broker: \(deviceID) removed and its live session disconnected")

@@ -64,6 +64,9 @@ public enum BrokerSetup {
         let control = try authority.ca.issueServiceCertificate(
             commonName: DynamicSecurity.controlUsername, purposes: [.client],
             validity: WardenDuration(seconds: 365 * 86_400), now: now)
+        let cliControl = try authority.ca.issueServiceCertificate(
+            commonName: DynamicSecurity.cliControlUsername, purposes: [.client],
+            validity: WardenDuration(seconds: 365 * 86_400), now: now)
         let crl = try authority.issueCRL(now: now)
 
         let devices = try authority.registry.devices(status: .active).map { device in
@@ -74,6 +77,8 @@ public enum BrokerSetup {
         try SecureFile.writeAtomically(Array(server.privateKeyPEM.utf8), to: staging.serverKey, mode: 0o600)
         try SecureFile.writeAtomically(Array(control.chainPEM.utf8), to: staging.controlCertificate, mode: 0o644)
         try SecureFile.writeAtomically(Array(control.privateKeyPEM.utf8), to: staging.controlKey, mode: 0o600)
+        try SecureFile.writeAtomically(Array(cliControl.chainPEM.utf8), to: staging.cliControlCertificate, mode: 0o644)
+        try SecureFile.writeAtomically(Array(cliControl.privateKeyPEM.utf8), to: staging.cliControlKey, mode: 0o600)
         try SecureFile.writeAtomically(Array(crl.pemEncoded.utf8), to: staging.crl, mode: 0o644)
         try SecureFile.writeAtomically(try DynamicSecurity.initialConfig(devices: devices), to: staging.dynamicSecurity, mode: 0o600)
         let metadata = BrokerMetadata(port: port, bindAddress: bindAddress, directory: absolute, user: user)

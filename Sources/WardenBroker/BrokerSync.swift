@@ -44,6 +44,24 @@ public struct BrokerSync: Sendable {
         }
     }
 
+    /// Light reconcile for a running system: only clients missing from or extra in the broker are fixed (no role
+    /// comparison), so it stays cheap enough to run after every registry change.
+    public func reconcileMembership(via dynsec: DynsecClient) async throws -> Report {
+        let active = try authority.registry.devices(status: .active)
+        let clients = Set(try await dynsec.execute([.listClients]).first?.names ?? [])
+        var report = Report()
+        let wanted = Set(active.map(\.id))
+        for device in active where !clients.contains(device.id) {
+            try await add(device.id, groups: device.groups, via: dynsec)
+            report.created.append(device.id)
+        }
+        for client in clients.sorted() where !DynamicSecurity.controlUsernames.contains(client) && !wanted.contains(client) {
+            try await remove(client, via: dynsec)
+            report.removed.append(client)
+        }
+        return report
+    }
+
     /// Repairs any drift between the registry and the broker.
     public func reconcile(via dynsec: DynsecClient) async throws -> Report {
         let active = try authority.registry.devices(status: .active)
@@ -66,7 +84,7 @@ public struct BrokerSync: Sendable {
                 report.repaired.append(device.id)
             }
         }
-        for client in clients.sorted() where client != DynamicSecurity.controlUsername && !wanted.contains(client) {
+        for client in clients.sorted() where !DynamicSecurity.controlUsernames.contains(client) && !wanted.contains(client) {
             try await remove(client, via: dynsec)
             report.removed.append(client)
         }

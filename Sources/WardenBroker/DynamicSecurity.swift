@@ -7,7 +7,11 @@ import WardenPolicy
 public enum DynamicSecurity {
     /// Warden's control identity: a reserved name no device can hold, authenticated by certificate.
     public static let controlUsername = "warden-control"
-    /// Its role.
+    /// The CLI's control identity.
+    public static let cliControlUsername = "warden-control-cli"
+    /// Every control identity; reconciles never touch them.
+    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername]
+    /// Their role.
     public static let controlRole = "warden-control"
     /// Command topic.
     public static let commandTopic = "$CONTROL/dynamic-security/v1"
@@ -58,7 +62,10 @@ public enum DynamicSecurity {
 
     /// The initial config file: the control client and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
-        var clients = [Client(username: controlUsername, textname: "Warden control", roles: [RoleReference(rolename: controlRole)])]
+        var clients = [
+            Client(username: controlUsername, textname: "Warden control (serve)", roles: [RoleReference(rolename: controlRole)]),
+            Client(username: cliControlUsername, textname: "Warden control (CLI)", roles: [RoleReference(rolename: controlRole)]),
+        ]
         var roles = [Role(rolename: controlRole, acls: controlACLs)]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))

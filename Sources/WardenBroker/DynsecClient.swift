@@ -14,15 +14,25 @@ public actor DynsecClient {
     /// Longest wait for a response.
     public static let timeout: Duration = .seconds(5)
 
-    /// A client for the setup in `layout`.
-    public init(layout: BrokerLayout) throws {
+    /// Which control identity to use.
+    public enum Identity: Sendable {
+        /// The long-running `warden serve`.
+        case daemon
+        /// One-shot CLI commands.
+        case cli
+    }
+
+    /// A client for the setup in `layout`, as `identity`.
+    public init(layout: BrokerLayout, identity: Identity = .daemon) throws {
         let metadata = try BrokerMetadata.load(layout)
         let host = metadata.bindAddress == "0.0.0.0" || metadata.bindAddress == "::" ? "127.0.0.1" : metadata.bindAddress
         client = try MQTTClient(
             MQTTConfiguration(
                 host: host, port: metadata.port,
-                clientID: DynamicSecurity.controlUsername,
-                tls: MQTTTLS(caFile: layout.caFile, certFile: layout.controlCertificate, keyFile: layout.controlKey),
+                clientID: identity == .daemon ? DynamicSecurity.controlUsername : DynamicSecurity.cliControlUsername,
+                tls: identity == .daemon
+                    ? MQTTTLS(caFile: layout.caFile, certFile: layout.controlCertificate, keyFile: layout.controlKey)
+                    : MQTTTLS(caFile: layout.caFile, certFile: layout.cliControlCertificate, keyFile: layout.cliControlKey),
                 keepAlive: 30, cleanStart: true, connectTimeout: .seconds(5)))
     }
 

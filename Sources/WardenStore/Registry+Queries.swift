@@ -71,6 +71,12 @@ extension Registry {
         try read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM certificates") ?? 0 }
     }
 
+    /// A number that grows with every audited change (the audit chain's head): pollers compare it to notice that
+    /// the registry changed without reading it.
+    public func changeMarker() throws -> Int64 {
+        try read { db in try Int64.fetchOne(db, sql: "SELECT seq FROM audit_head WHERE id = 1") ?? 0 }
+    }
+
     /// The last CRL number reserved.
     public func lastCRLNumber() throws -> UInt64 {
         try read { db in UInt64(try Int64.fetchOne(db, sql: "SELECT last_number FROM crl_state WHERE id = 1") ?? 0) }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import ServiceLifecycle
 import WardenAuthority
 import WardenBroker
@@ -53,20 +54,39 @@ public struct WardenDaemon: Sendable {
             let log = logger
             // The broker must start with a current CRL: an expired one locks everyone out.
             try CRLRefresher(authority: authority, layout: layout, logger: log).refreshIfNeeded(now: Date())
+            // One task talks to the broker for this process, so its control session is never taken over by
+            // itself: a full resync after every broker (re)start, and a membership sync within ~0.5 s of any
+            // registry change (EST enrollments here, CLI commands elsewhere).
+            let needsResync = Atomic<Bool>(false)
             let supervisor = try BrokerSupervisor(
-                layout: layout,
-                onStart: {
-                    do {
-                        let dynsec = try DynsecClient(layout: layout)
-                        let report = try await sync.reconcile(via: dynsec)
-                        await dynsec.close()
-                        log.info("broker resynced", metadata: ["created": "\(report.created.count)", "repaired": "\(report.repaired.count)", "removed": "\(report.removed.count)"])
-                    } catch {
-                        log.error("broker resync failed: \(error)")
-                    }
-                },
+                layout: layout, onStart: { needsResync.store(true, ordering: .sequentiallyConsistent) },
                 onEvent: { log.notice("\($0)") })
             services.append(ClosureService(name: "broker") { try await supervisor.run() })
+            services.append(
+                ClosureService(name: "broker-sync") {
+                    var seen = try authority.registry.changeMarker()
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(250))
+                        guard supervisor.currentPID != 0 else { continue }
+                        let full = needsResync.load(ordering: .sequentiallyConsistent)
+                        let marker = try authority.registry.changeMarker()
+                        guard full || marker != seen else { continue }
+                        do {
+                            let dynsec = try DynsecClient(layout: layout)
+                            let report = full ? try await sync.reconcile(via: dynsec) : try await sync.reconcileMembership(via: dynsec)
+                            await dynsec.close()
+                            seen = marker
+                            if full {
+                                needsResync.store(false, ordering: .sequentiallyConsistent)
+                                log.info("broker resynced", metadata: ["created": "\(report.created.count)", "repaired": "\(report.repaired.count)", "removed": "\(report.removed.count)"])
+                            } else if !report.created.isEmpty || !report.removed.isEmpty {
+                                log.info("broker membership synced", metadata: ["created": "\(report.created)", "removed": "\(report.removed)"])
+                            }
+                        } catch {
+                            log.error("broker sync failed: \(error)")
+                        }
+                    }
+                })
             services.append(
                 ClosureService(name: "crl-refresher") {
                     try await CRLRefresher(authority: authority, layout: layout, logger: log).run(every: configuration.checkInterval)
