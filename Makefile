@@ -8,6 +8,9 @@ SWIFT_FLAGS ?=
 deps:
 	@scripts/install-deps.sh build
 
+deps-quickstart:
+	@scripts/install-deps.sh quickstart
+
 deps-test:
 	@scripts/install-deps.sh test
 
@@ -18,7 +21,7 @@ release: deps
 	$(SWIFT) build -c release $(SWIFT_FLAGS)
 
 ## Installs what is missing, builds, and runs the admin flow on a throw-away home.
-quickstart: deps
+quickstart: deps-quickstart
 	$(SWIFT) build $(SWIFT_FLAGS) --product warden
 	@scripts/quickstart.sh "$$($(SWIFT) build --show-bin-path)/warden"
 

@@ -70,9 +70,12 @@ final class BrokerFleet: @unchecked Sendable {
     }
 
     /// SIGTERM (or SIGKILL) to `warden serve`, then wait for it.
-    func stop(signal: Int32 = SIGTERM) {
-        serve?.stop(signal)
-        serve = nil
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM) -> Int32? {
+        guard let serve else { return nil }
+        serve.stop(signal)
+        self.serve = nil
+        return serve.wait()
     }
 
     /// Enrolls a device; returns (key, chain) paths.
@@ -241,7 +244,7 @@ struct BrokerFailureTests {
         Thread.sleep(forTimeInterval: 0.5)
         #expect(try fleet.canConnect(first, id: "first-01"))
         // Broker down (serve stopped): enroll, then start again: the start-up reconcile creates the role.
-        fleet.stop()
+        #expect(fleet.stop() == 0, "SIGTERM is a graceful, successful stop")
         #expect(BrokerFleet.waitUntil(timeout: 5) { !MosquittoProcess.canConnect(port: fleet.port) }, "SIGTERM stops the broker too")
         let late = try fleet.enroll("late-02")
         try fleet.start()

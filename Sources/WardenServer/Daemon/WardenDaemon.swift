@@ -114,7 +114,11 @@ struct ClosureService: Service {
     let body: @Sendable () async throws -> Void
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown { try await body() }
+        do {
+            try await cancelWhenGracefulShutdown { try await body() }
+        } catch is CancellationError {
+            // Graceful shutdown cancels the body; that is a normal end, not a failure.
+        }
     }
 }
 
