@@ -249,14 +249,21 @@ def run(warden: str, broker: str, chains: str, port: int, revoked: list[str], by
         reload_cpu_ms = (hup_cpu - plain_cpu) / RELOADS / 1e6
 
         # --- reference 2: broker-side kick (dynsec deleteClient, no mosquitto_ctrl) until the process exits.
-        control = (os.path.join(broker, "control.crt.pem"), os.path.join(broker, "control.key.pem"))
+        # The CLI's one-shot control identity (what `warden device revoke` uses) if the setup has one, so that
+        # `warden serve`'s own control session is never taken over; the broker forces client id = CN.
+        if os.path.exists(os.path.join(broker, "control-cli.crt.pem")):
+            control = (os.path.join(broker, "control-cli.crt.pem"), os.path.join(broker, "control-cli.key.pem"))
+            control_id = "warden-control-cli"
+        else:
+            control = (os.path.join(broker, "control.crt.pem"), os.path.join(broker, "control.key.pem"))
+            control_id = "warden-control"
 
         def kick(conn: RawMQTT, ident: str) -> None:
             payload = json.dumps({"commands": [{"command": "deleteClient", "username": ident}]}).encode()
             conn.publish("$CONTROL/dynamic-security/v1", payload)
 
         kick_persist_ms, kick_fresh_ms, kick_missed = [], [], 0
-        conn = RawMQTT(port, cafile, *control, "warden-control")
+        conn = RawMQTT(port, cafile, *control, control_id)
         for ident in kick_persistent:
             started = now(); kick(conn, ident)
             ended = watcher.wait(subs[ident].pid, now() + 2)
@@ -268,7 +275,7 @@ def run(warden: str, broker: str, chains: str, port: int, revoked: list[str], by
         conn.close()
         for ident in kick_fresh:
             started = now()
-            conn = RawMQTT(port, cafile, *control, "warden-control")
+            conn = RawMQTT(port, cafile, *control, control_id)
             kick(conn, ident)
             ended = watcher.wait(subs[ident].pid, now() + 2)
             conn.close()
