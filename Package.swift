@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "WardenPKITests",
             dependencies: [
-                "WardenPKI", "WardenCore",
+                "WardenPKI", "WardenCore", "WardenTestSupport",
                 // Tests may build PKI fixtures directly; production modules go through WardenPKI.
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

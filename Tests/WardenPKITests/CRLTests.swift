@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import SwiftASN1
 import Testing
+import WardenTestSupport
 import WardenCore
 @_spi(FixedExpiryValidationTime) import X509
 

@@ -7,21 +7,14 @@ public enum Oracle {
         try WardenProcess.launch("openssl", arguments, stdin: stdin)
     }
 
-    /// pkilint findings at WARNING or above for a certificate; empty means clean.
-    /// pkilint exits with the number of findings and prints nothing when clean; a file it cannot load exits
-    /// non-zero with a message, which is returned as a finding so that "could not parse" never passes.
+    /// pkilint findings at WARNING or above for a certificate, as sentences; empty means clean. A file pkilint
+    /// cannot load throws, so "could not parse" never passes as "clean".
     public static func pkilintCertificate(_ path: String) throws -> [String] {
-        try findings(try WardenProcess.launch("lint_pkix_cert", ["lint", "-s", "WARNING", path]))
+        try OpenSSLOracle.pkilintCert(path).map(\.description)
     }
 
     /// pkilint findings at WARNING or above for a CRL (`lint_crl -t CRL -p PKIX`).
     public static func pkilintCRL(_ path: String) throws -> [String] {
-        try findings(try WardenProcess.launch("lint_crl", ["lint", "-t", "CRL", "-p", "PKIX", "-s", "WARNING", path]))
-    }
-
-    static func findings(_ result: WardenProcess.Result) throws -> [String] {
-        let text = (result.stdout + result.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
-        if result.status == 0 && text.isEmpty { return [] }
-        return [text.isEmpty ? "pkilint exited \(result.status)" : text]
+        try OpenSSLOracle.pkilintCRL(path).map(\.description)
     }
 }

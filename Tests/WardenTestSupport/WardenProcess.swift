@@ -10,6 +10,8 @@ public struct WardenProcess: Sendable {
         public var stdout: String
         /// Standard error.
         public var stderr: String
+        /// Standard output as raw bytes (DER output).
+        public var stdoutBytes: [UInt8] = []
         /// stdout followed by stderr (openssl prints verdicts on either).
         public var combined: String { stdout + stderr }
     }
@@ -72,10 +74,12 @@ public struct WardenProcess: Sendable {
         // Clean signal state: tools such as mosquitto_sub -W rely on SIGALRM, which a blocked mask would swallow.
         let child = try SpawnedProcess(path, arguments, environment: environment, output: outPath, errors: errPath, input: inPath)
         let status = child.wait()
+        let out = Array((try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data())
         return Result(
             status: status,
-            stdout: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data(), as: UTF8.self),
-            stderr: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(), as: UTF8.self))
+            stdout: String(decoding: out, as: UTF8.self),
+            stderr: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(), as: UTF8.self),
+            stdoutBytes: out)
     }
 
     /// Finds `name` on PATH.

@@ -4,88 +4,59 @@ import Foundation
 ///
 /// Output goes to temporary files rather than pipes, so a chatty child can never deadlock on a full pipe buffer.
 /// Executables are looked up on `PATH` (via `/usr/bin/env`), which finds pyenv shims such as `lint_crl`.
-enum OpenSSLOracle {
+public enum OpenSSLOracle {
     /// What a child process did.
-    struct Output: Sendable {
+    public struct Output: Sendable {
         /// The exit status (or the signal number if it was killed by a signal).
-        var status: Int32
+        public var status: Int32
         /// Standard output, decoded as UTF-8 (lossy).
-        var stdout: String
+        public var stdout: String
         /// Standard error, decoded as UTF-8 (lossy).
-        var stderr: String
+        public var stderr: String
         /// Standard output as raw bytes (for DER output).
-        var stdoutBytes: [UInt8]
+        public var stdoutBytes: [UInt8]
 
         /// Whether the process exited with status 0.
-        var succeeded: Bool { status == 0 }
+        public var succeeded: Bool { status == 0 }
         /// stdout followed by stderr, for messages and for tools that print verdicts on either stream.
-        var combined: String { stdout + stderr }
+        public var combined: String { stdout + stderr }
     }
 
     /// An error from the oracle itself (not from the tool it ran).
-    struct OracleError: Error, CustomStringConvertible {
-        var description: String
+    public struct OracleError: Error, CustomStringConvertible {
+        public var description: String
+
+        /// Creates the error.
+        public init(description: String) { self.description = description }
     }
 
     /// Runs `openssl` with `arguments`, feeding `stdin` if given.
-    static func run(_ arguments: [String], stdin: [UInt8]? = nil) throws -> Output {
+    public static func run(_ arguments: [String], stdin: [UInt8]? = nil) throws -> Output {
         try run(executable: "openssl", arguments, stdin: stdin)
     }
 
     /// Runs any executable found on `PATH` with `arguments`, feeding `stdin` if given.
-    static func run(executable: String, _ arguments: [String], stdin: [UInt8]? = nil) throws -> Output {
-        try withTemporaryDirectory { dir in
-            let outURL = dir.appendingPathComponent("stdout")
-            let errURL = dir.appendingPathComponent("stderr")
-            let inURL = dir.appendingPathComponent("stdin")
-            _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-            _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-            _ = FileManager.default.createFile(atPath: inURL.path, contents: Data(stdin ?? []))
-
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [executable] + arguments
-            let outHandle = try FileHandle(forWritingTo: outURL)
-            let errHandle = try FileHandle(forWritingTo: errURL)
-            let inHandle = try FileHandle(forReadingFrom: inURL)
-            defer {
-                try? outHandle.close()
-                try? errHandle.close()
-                try? inHandle.close()
-            }
-            process.standardOutput = outHandle
-            process.standardError = errHandle
-            process.standardInput = inHandle
-            try process.run()
-            process.waitUntilExit()
-
-            let out = [UInt8]((try? Data(contentsOf: outURL)) ?? Data())
-            let err = (try? Data(contentsOf: errURL)) ?? Data()
-            return Output(
-                status: process.terminationStatus,
-                stdout: String(decoding: out, as: UTF8.self),
-                stderr: String(decoding: err, as: UTF8.self),
-                stdoutBytes: out
-            )
-        }
+    public static func run(executable: String, _ arguments: [String], stdin: [UInt8]? = nil) throws -> Output {
+        let result = try WardenProcess.launch(executable, arguments, stdin: stdin)
+        return Output(status: result.status, stdout: result.stdout, stderr: result.stderr, stdoutBytes: result.stdoutBytes)
     }
 
     /// Creates a fresh private temporary directory, passes it to `body`, and removes it afterwards.
-    static func withTemporaryDirectory<T>(_ body: (URL) throws -> T) throws -> T {
+    public static func withTemporaryDirectory<T>(_ body: (URL) throws -> T) throws -> T {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         return try body(dir)
     }
 
     /// Async variant of ``withTemporaryDirectory(_:)``.
-    static func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
+    public static func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         return try await body(dir)
     }
 
     /// Creates a fresh temporary directory (mode 0700) that the caller must remove.
-    static func makeTemporaryDirectory() throws -> URL {
+    public static func makeTemporaryDirectory() throws -> URL {
         let dir = FileManager.default.temporaryDirectory
             .appendingPathComponent("warden-test-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(
@@ -98,13 +69,13 @@ enum OpenSSLOracle {
 
     /// Writes `contents` to `name` inside `dir` and returns its path.
     @discardableResult
-    static func write(_ contents: String, to name: String, in dir: URL) throws -> String {
+    public static func write(_ contents: String, to name: String, in dir: URL) throws -> String {
         try write(Array(contents.utf8), to: name, in: dir)
     }
 
     /// Writes `bytes` to `name` inside `dir` and returns its path.
     @discardableResult
-    static func write(_ bytes: [UInt8], to name: String, in dir: URL) throws -> String {
+    public static func write(_ bytes: [UInt8], to name: String, in dir: URL) throws -> String {
         let url = dir.appendingPathComponent(name)
         try Data(bytes).write(to: url)
         return url.path
@@ -113,14 +84,14 @@ enum OpenSSLOracle {
     // MARK: pkilint
 
     /// One pkilint finding at or above the requested severity.
-    struct LintFinding: Sendable, CustomStringConvertible {
-        var validator: String
-        var nodePath: String
-        var severity: String
-        var code: String
-        var message: String?
+    public struct LintFinding: Sendable, CustomStringConvertible {
+        public var validator: String
+        public var nodePath: String
+        public var severity: String
+        public var code: String
+        public var message: String?
 
-        var description: String {
+        public var description: String {
             "\(severity) \(code) at \(nodePath) (\(validator))" + (message.map { ": \($0)" } ?? "")
         }
     }
@@ -130,12 +101,12 @@ enum OpenSSLOracle {
     /// pkilint exits with the number of findings and prints nothing on stdout when clean (JSON: empty `results`).
     /// A file it cannot load is reported on stdout/stderr without JSON, which this turns into a thrown error so
     /// "could not parse" never passes as "clean".
-    static func pkilintCert(_ path: String, severity: String = "WARNING") throws -> [LintFinding] {
+    public static func pkilintCert(_ path: String, severity: String = "WARNING") throws -> [LintFinding] {
         try pkilint(executable: "lint_pkix_cert", ["lint", "-s", severity, "-f", "JSON", path])
     }
 
     /// Lints a CRL (PEM or DER) with pkilint (`lint_crl -t CRL -p PKIX`); returns findings at `severity` or above.
-    static func pkilintCRL(_ path: String, severity: String = "WARNING") throws -> [LintFinding] {
+    public static func pkilintCRL(_ path: String, severity: String = "WARNING") throws -> [LintFinding] {
         try pkilint(executable: "lint_crl", ["lint", "-t", "CRL", "-p", "PKIX", "-s", severity, "-f", "JSON", path])
     }
 
