@@ -116,7 +116,7 @@ let package = Package(
         .executableTarget(name: "warden-agent", dependencies: ["EdgeAgentCLI"], swiftSettings: strict),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore"], resources: [.copy("Fixtures")]),
         // Shared test helpers: run the built executables, openssl and pkilint as oracles.
-        .target(name: "WardenTestSupport", path: "Tests/WardenTestSupport"),
+        .target(name: "WardenTestSupport", dependencies: ["WardenCore"], path: "Tests/WardenTestSupport"),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(name: "WardenMQTTTests", dependencies: ["WardenMQTT", "WardenCore", "WardenTestSupport"]),
         .testTarget(name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore"]),

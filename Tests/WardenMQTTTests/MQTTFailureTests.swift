@@ -15,11 +15,11 @@ struct MQTTFailureTests {
         let (cert, key) = try foreign.client("alice")
         var configuration = fixture.configuration("alice")
         configuration.tls = MQTTTLS(caFile: fixture.pki.caCert, certFile: cert, keyFile: key)
-        configuration.connectTimeout = .seconds(10)  // so "prompt" below cannot be the timeout
+        configuration.connectTimeout = .seconds(30)  // so "prompt" below cannot be the timeout
         let client = try MQTTClient(configuration)
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .tls, "\(String(describing: error))")
-        #expect(elapsed < .seconds(5))
+        #expect(elapsed < .seconds(20))
         #expect(!client.isConnected)
     }
 
@@ -33,11 +33,11 @@ struct MQTTFailureTests {
         ])
         try #require(converted.status == 0, "\(converted.stderr)")
         configuration.tls?.keyFile = encrypted
-        configuration.connectTimeout = .seconds(10)
+        configuration.connectTimeout = .seconds(30)
         let client = try MQTTClient(configuration)
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .tls, "\(String(describing: error))")
-        #expect(elapsed < .seconds(5))
+        #expect(elapsed < .seconds(20))
     }
 
     @Test("Trusting the wrong CA fails TLS: the broker certificate does not verify")
@@ -46,11 +46,11 @@ struct MQTTFailureTests {
         let foreign = try MosquittoTestPKI(in: fixture.directory.path, name: "foreign")
         var configuration = fixture.configuration("alice")
         configuration.tls?.caFile = foreign.caCert
-        configuration.connectTimeout = .seconds(10)
+        configuration.connectTimeout = .seconds(30)
         let client = try MQTTClient(configuration)
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .tls, "\(String(describing: error))")
-        #expect(elapsed < .seconds(5))
+        #expect(elapsed < .seconds(20))
     }
 
     @Test("A server certificate that does not name the host fails TLS; skipping the check (tests only) connects")
@@ -84,10 +84,11 @@ struct MQTTFailureTests {
     func noBroker() async throws {
         let port = try MosquittoProcess.freeLoopbackPort()
         let client = try MQTTClient(MQTTConfiguration(
-            host: "127.0.0.1", port: port, clientID: "nobody-home", tls: nil, connectTimeout: .seconds(10)))
+            host: "127.0.0.1", port: port, clientID: "nobody-home", tls: nil, connectTimeout: .seconds(30)))
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .network, "\(String(describing: error))")
-        #expect(elapsed < .seconds(5))
+        // Refused at once, not by the 30 s timeout (generous margin: the suite runs in parallel on 2 shared cores).
+        #expect(elapsed < .seconds(20))
     }
 
     @Test("A peer that accepts TCP but never answers: connect times out within the bound")
@@ -101,7 +102,7 @@ struct MQTTFailureTests {
         let client = try MQTTClient(configuration)
         let (error, elapsed) = await timed { await thrownError { try await client.connect() } }
         #expect((error as? MQTTError)?.code == .timeout, "\(String(describing: error))")
-        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(4))
+        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(10))
     }
 
     // MARK: Last Will and disconnections
@@ -189,7 +190,7 @@ struct MQTTFailureTests {
         let (result, elapsed) = await timed { await pending.result }
         #expect(throws: MQTTError.self) { try result.get() }
         if case .failure(let error as MQTTError) = result { #expect(error.code == .disconnected) }
-        #expect(elapsed < .seconds(5))
+        #expect(elapsed < .seconds(20))
     }
 
     // MARK: Bounded waits, cancellation, no leaked continuations
@@ -206,12 +207,12 @@ struct MQTTFailureTests {
             await thrownError { try await client.publish(MQTTMessage(topic: "test/x", payload: [1], qos: 1)) }
         }
         #expect((error as? MQTTError)?.code == .timeout, "\(String(describing: error))")
-        #expect(elapsed < .seconds(3))
+        #expect(elapsed < .seconds(10))
         let subscribeError = await thrownError { _ = try await client.subscribe("test/#") }
         #expect((subscribeError as? MQTTError)?.code == .timeout)
         // disconnect() is bounded too, even though the DISCONNECT cannot get through.
         let (_, disconnectTime) = await timed { await client.disconnect() }
-        #expect(disconnectTime < .seconds(3))
+        #expect(disconnectTime < .seconds(10))
     }
 
     @Test("Cancelling a task waiting on publish throws CancellationError at once; the client stays usable")
@@ -227,7 +228,7 @@ struct MQTTFailureTests {
         waiting.cancel()
         let (result, elapsed) = await timed { await waiting.result }
         #expect(throws: CancellationError.self) { try result.get() }
-        #expect(elapsed < .seconds(3))  // the operation timeout is 30 s
+        #expect(elapsed < .seconds(10))  // the operation timeout is 30 s
 
         // Already cancelled before the call.
         let early = Task {

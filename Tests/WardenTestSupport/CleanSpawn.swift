@@ -1,13 +1,12 @@
 import Foundation
+import WardenCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A child process started with a clean signal state (empty mask, default dispositions), own process group.
-///
-/// Foundation's `Process` lets a child inherit the spawning thread's signal mask; test and Dispatch threads block
-/// most signals, so a child started that way ignores the SIGTERM and SIGHUP that tests rely on.
+/// A child process for tests, started through ``CleanSpawn`` (empty signal mask, default dispositions), so the
+/// SIGTERM, SIGHUP and SIGALRM that tests and tools rely on are delivered.
 public final class SpawnedProcess: Sendable {
     /// Its PID.
     public let pid: pid_t
@@ -19,55 +18,21 @@ public final class SpawnedProcess: Sendable {
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil, output: String? = nil,
         errors: String? = nil, input: String? = nil
     ) throws {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, input ?? "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, output ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        if let errors {
-            posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO)
-        }
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        let env = environment ?? ProcessInfo.processInfo.environment
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in envp { free(pointer) } }
-        var child: pid_t = 0
-        let status = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
-        guard status == 0 else { throw TestSupportError("cannot start \(executable): \(String(cString: strerror(status)))") }
-        pid = child
+        pid = try CleanSpawn.spawn(executable, arguments, environment: environment, stdin: input, stdout: output, stderr: errors)
     }
 
     /// Whether it still runs (reaps it if it exited).
     public var isRunning: Bool {
         if exitStatus.value != nil { return false }
-        var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
-        if result == pid {
-            exitStatus.value = status
-            return false
-        }
-        return result == 0
+        guard let status = CleanSpawn.reap(pid) else { return true }
+        exitStatus.value = status
+        return false
     }
 
     /// Waits for exit and returns the exit code (128 + signal when killed).
     public func wait() -> Int32 {
         while isRunning { Thread.sleep(forTimeInterval: 0.02) }
-        let status = exitStatus.value ?? 0
-        let signal = status & 0x7F
-        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+        return exitStatus.value ?? -1
     }
 
     /// Sends `signal`.
