@@ -95,7 +95,7 @@ $(row "(b) command returned -> mosquitto_sub exited (0 if before)" return_to_gon
 $(row "(a)+(b) revoke issued -> session gone" issued_to_gone_ms)
 
 Checks: sessions gone before the command returned: $(r gone_before_return) of $REVOKE; still alive 1 s after return: $(r alive_after_1s) (must be 0);
-reconnects accepted after revoke: $(r reconnect_accepted) (must be 0; refused at the TLS handshake: $(r refused_tls), by CONNACK: $(r refused_connack)); revoke commands failed: $(r revoke_failed);
+reconnects accepted after revoke: $(r reconnect_accepted) (must be 0; refused at the TLS handshake: $(r refused_tls), of which with the alert "certificate revoked": $(r refused_crl); by CONNACK: $(r refused_connack)); revoke commands failed: $(r revoke_failed);
 other devices wrongly disconnected: $(r wrongly_disconnected) (must be 0; $BYSTANDERS bystanders never revoked + devices awaiting their turn).
 
 | Raw pieces, same broker, same run                          |      p50 |      p99 |      max |    n |

@@ -289,7 +289,7 @@ def run(warden: str, broker: str, chains: str, port: int, revoked: list[str], by
         cmd_ms, after_ms, total_ms = [], [], []
         alive_after_1s, reconnect_accepted, failed, before_return, wrong = 0, 0, 0, 0, []
         revoke_started: dict[str, float] = {}
-        refused_tls, refused_connack, refusal_sample = 0, 0, ""
+        refused_tls, refused_crl, refused_connack, refusal_sample = 0, 0, 0, ""
         for ident in revoked:
             # Nobody still waiting for its revoke may have lost its session already.
             for other in revoked[len(revoke_started):] + bystanders:
@@ -327,6 +327,8 @@ def run(warden: str, broker: str, chains: str, port: int, revoked: list[str], by
                 refused_connack += 1
             else:
                 refused_tls += 1
+                if "certificate revoked" in text:
+                    refused_crl += 1
             if not refusal_sample:
                 refusal_sample = " | ".join(line.strip() for line in text.splitlines() if line.strip())
         for other in bystanders:
@@ -341,6 +343,7 @@ def run(warden: str, broker: str, chains: str, port: int, revoked: list[str], by
         print(f"RESULT reconnect_accepted {reconnect_accepted}")
         print(f"RESULT revoke_failed {failed}")
         print(f"RESULT refused_tls {refused_tls}")
+        print(f"RESULT refused_crl {refused_crl}")
         print(f"RESULT refused_connack {refused_connack}")
         print(f"RESULT refusal_sample {refusal_sample}")
         print(f"RESULT wrongly_disconnected {len(wrong)} {' '.join(wrong)}")
