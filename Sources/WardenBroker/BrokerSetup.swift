@@ -115,6 +115,8 @@ public enum BrokerSetup {
             "log_type warning",
             "log_type notice",
             "connection_messages true",
+            "# Control commands and kicks are small request/response exchanges: no Nagle delay on them.",
+            "set_tcp_nodelay true",
             "",
             "listener \(metadata.port) \(metadata.bindAddress)",
             "protocol mqtt",
