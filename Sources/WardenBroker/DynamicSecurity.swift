@@ -53,8 +53,10 @@ public enum DynamicSecurity {
         var unsubscribe = true
     }
 
-    /// ACLs of the control role: only the dynsec control topics.
+    /// ACLs of the control role: the dynsec control topics, and sending to devices' down/ trees (configuration,
+    /// OTA notifications), never reading their telemetry.
     static let controlACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/#", priority: 0, allow: true),
         DynsecACL(acltype: "publishClientSend", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
         DynsecACL(acltype: "publishClientReceive", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
         DynsecACL(acltype: "subscribePattern", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),

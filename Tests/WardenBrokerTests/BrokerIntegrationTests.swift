@@ -126,7 +126,7 @@ struct BrokerIntegrationTests {
     func topicRules() throws {
         let fleet = try BrokerFleet()
         let alpha = try fleet.enroll("alpha-01")
-        try fleet.enroll("beta-02")
+        let beta = try fleet.enroll("beta-02")
         try fleet.start()
         let own = try fleet.publish(alpha, topic: "d/alpha-01/up/telemetry")
         #expect(own.status == 0, "\(own.combined)")
@@ -135,8 +135,24 @@ struct BrokerIntegrationTests {
             let denied = try fleet.publish(alpha, topic: topic)
             #expect(denied.combined.contains("Not authorized") || denied.combined.contains("135"), "\(topic): \(denied.combined)")
         }
-        let ownSub = try fleet.subscribe(alpha, topic: "d/alpha-01/down/#", seconds: 1)
-        #expect(!ownSub.combined.contains("denied"), "\(ownSub.combined)")
+        // Receive: the authority (control identity) sends to alpha's down/ tree; alpha gets it, beta does not.
+        let alphaLog = fleet.dir.file("alpha-down.log")
+        let betaLog = fleet.dir.file("beta-down.log")
+        let alphaSub = try fleet.startSubscriber(alpha, topic: "d/alpha-01/down/#", log: alphaLog)
+        let betaSub = try fleet.startSubscriber(beta, topic: "d/beta-02/down/#", log: betaLog)
+        defer { alphaSub.stop(); betaSub.stop() }
+        #expect(BrokerFleet.waitUntil(timeout: 5) {
+            ((try? String(contentsOfFile: alphaLog, encoding: .utf8)) ?? "").contains("Subscribed (mid: 1): 1")
+                && ((try? String(contentsOfFile: betaLog, encoding: .utf8)) ?? "").contains("Subscribed (mid: 1): 1")
+        })
+        let sent = try WardenProcess.launch("mosquitto_pub", [
+            "-h", "127.0.0.1", "-p", String(fleet.port), "-V", "mqttv5", "-q", "1", "-t", "d/alpha-01/down/config", "-m", "config-v2",
+            "--cafile", fleet.brokerDir + "/ca.pem", "--cert", fleet.brokerDir + "/control-cli.crt.pem",
+            "--key", fleet.brokerDir + "/control-cli.key.pem", "-d",
+        ])
+        #expect(sent.combined.contains("RC:0"), "\(sent.combined)")
+        #expect(BrokerFleet.waitUntil(timeout: 5) { ((try? String(contentsOfFile: alphaLog, encoding: .utf8)) ?? "").contains("config-v2") })
+        #expect(!((try? String(contentsOfFile: betaLog, encoding: .utf8)) ?? "").contains("config-v2"))
         for filter in ["#", "d/+/down/#", "d/beta-02/down/#", "$CONTROL/#"] {
             let denied = try fleet.subscribe(alpha, topic: filter, seconds: 1)
             #expect(denied.combined.contains("denied") || denied.combined.contains("135"), "\(filter): \(denied.combined)")
