@@ -126,7 +126,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WardenServerTests",
-            dependencies: ["WardenServer", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
+            dependencies: ["WardenServer", "WardenBroker", "WardenPolicy", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
         ),
         .testTarget(
             name: "WardenPKITests",
