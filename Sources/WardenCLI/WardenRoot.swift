@@ -31,7 +31,7 @@ extension WardenRoot {
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
         do {
-            var command = try parseAsRoot(arguments)
+            var command = try parseAsRoot(hoistingGlobalOptions(arguments ?? Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -40,5 +40,31 @@ extension WardenRoot {
         } catch {
             exit(withError: error)
         }
+    }
+}
+
+@available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
+extension WardenRoot {
+    /// Options every command accepts, which users may also write before the subcommand
+    /// (`warden --home DIR ca show`, the form DESIGN.md documents).
+    static let globalOptions: Set<String> = ["--home", "--passphrase-file"]
+
+    /// Moves global options written before the subcommand to after it, where ArgumentParser parses them.
+    static func hoistingGlobalOptions(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+            guard globalOptions.contains(name) else { break }
+            if argument.contains("=") {
+                leading.append(argument)
+                index += 1
+            } else {
+                leading.append(contentsOf: arguments[index..<min(index + 2, arguments.count)])
+                index += 2
+            }
+        }
+        return Array(arguments[min(index, arguments.count)...]) + leading
     }
 }

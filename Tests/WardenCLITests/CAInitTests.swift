@@ -82,6 +82,18 @@ struct CAInitTests {
         #expect(text.components(separatedBy: "BEGIN CERTIFICATE").count == 3)
     }
 
+    @Test("global options may come before the subcommand: warden --home DIR ca show")
+    func globalOptionsFirst() throws {
+        let fleet = try Fleet()
+        var noEnv = fleet.warden
+        noEnv.environment.removeValue(forKey: "WARDEN_HOME")
+        let before = try noEnv.run(["--home", fleet.home, "ca", "show", "--json"])
+        #expect(before.status == 0, "\(before.stderr)")
+        #expect(before.stdout.contains("Test Fleet Root CA"))
+        let equals = try noEnv.run(["--home=\(fleet.home)", "device", "list", "--json"])
+        #expect(equals.status == 0, "\(equals.stderr)")
+    }
+
     @Test("day-to-day issuance works with the root key moved offline")
     func rootKeyOffline() throws {
         let fleet = try Fleet()
