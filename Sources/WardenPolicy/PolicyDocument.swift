@@ -39,7 +39,7 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
 
     /// Variables a resource may use.
     public static let knownVariables: Set<String> = ["device.id"]
-    /// MQTT actions.
+    /// MQTT actions (topic resources).
     public static let mqttActions: Set<String> = ["mqtt:publish", "mqtt:subscribe", "mqtt:receive"]
     /// Largest document accepted.
     public static let maximumSize = 1024 * 1024
@@ -55,8 +55,25 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
         } catch {
             throw WardenError.badInput("policy '\(source)' is not a valid policy document: \(Self.describe(error))")
         }
+        try checkKeys(bytes, source: source)
         try document.validate(source: source)
         return document
+    }
+
+    /// Refuses unknown fields, so a condition this version does not understand (such as `when`) is never silently
+    /// dropped, widening the grant.
+    static func checkKeys(_ bytes: [UInt8], source: String) throws {
+        guard let top = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return }
+        let topKeys: Set<String> = ["version", "description", "statements"]
+        let statementKeys: Set<String> = ["sid", "effect", "principals", "actions", "resources"]
+        if let unknown = top.keys.sorted().first(where: { !topKeys.contains($0) }) {
+            throw WardenError.badInput("policy '\(source)': unknown field '\(unknown)'")
+        }
+        for statement in (top["statements"] as? [[String: Any]]) ?? [] {
+            if let unknown = statement.keys.sorted().first(where: { !statementKeys.contains($0) }) {
+                throw WardenError.badInput("policy '\(source)' statement '\(statement["sid"] as? String ?? "?")': unknown field '\(unknown)' (not supported by this version)")
+            }
+        }
     }
 
     static func describe(_ error: any Error) -> String {
@@ -89,12 +106,8 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
                 throw WardenError.badInput("\(at): unknown action '\(action)'")
             }
             for resource in statement.resources {
-                guard resource.hasPrefix("topic:") else {
-                    throw WardenError.badInput("\(at): resource '\(resource)' must start with 'topic:'")
-                }
-                let filter = String(resource.dropFirst("topic:".count))
-                try Self.checkVariables(filter, at: at)
-                try TopicFilter.validate(Self.substitute(filter, deviceID: "x"), at: at)
+                try Self.checkVariables(resource, at: at)
+                _ = try ResourcePattern.parse(resource, at: at)
             }
         }
     }
@@ -124,6 +137,7 @@ enum Principal: Equatable {
     case anyDevice
     case device(String)
     case group(String)
+    case role(String)
 
     @discardableResult
     static func parse(_ text: String, at: String) throws -> Principal {
@@ -134,7 +148,8 @@ enum Principal: Equatable {
             return .device(id)
         }
         if text.hasPrefix("group:"), text.count > "group:".count { return .group(String(text.dropFirst("group:".count))) }
-        throw WardenError.badInput("\(at): unknown principal '\(text)' (use device:<id>, device:* or group:<name>)")
+        if text.hasPrefix("role:"), text.count > "role:".count { return .role(String(text.dropFirst("role:".count))) }
+        throw WardenError.badInput("\(at): unknown principal '\(text)' (use device:<id>, device:*, group:<name> or role:<name>)")
     }
 
     func matches(deviceID: String, groups: [String]) -> Bool {
@@ -142,6 +157,7 @@ enum Principal: Equatable {
         case .anyDevice: return true
         case .device(let id): return id == deviceID
         case .group(let name): return groups.contains(name)
+        case .role: return false
         }
     }
 }
