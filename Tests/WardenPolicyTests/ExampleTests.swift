@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+import WardenCore
+import WardenPolicy
+
+@Suite("shipped examples")
+struct ExampleTests {
+    func examples(_ name: String) -> String {
+        PolicyTests.repository.appendingPathComponent("policies/examples/\(name)").path
+    }
+
+    @Test("wide-open.json: topic:# for device:* is flagged cross-device")
+    func wideOpen() throws {
+        let loaded = try PolicyDocument.load(path: examples("wide-open.json"))
+        let findings = PolicyLint.check(loaded.map(\.document), sources: loaded.map(\.source))
+        #expect(findings.contains { $0.kind == "cross-device" && $0.sid == "everything" && $0.source.hasSuffix("wide-open.json") })
+    }
+
+    @Test("pumps-before -> pumps-after: group:pumps gains fleet/pumps/#, nobody loses anything")
+    func pumpsDiff() throws {
+        let before = try PolicyDocument.load(path: examples("pumps-before.json")).map(\.document)
+        let after = try PolicyDocument.load(path: examples("pumps-after.json")).map(\.document)
+        #expect(PolicyLint.check(before, sources: ["before"]).isEmpty)
+        let changes = PolicyDiff.diff(old: before, new: after)
+        #expect(Set(changes.map(\.action)) == ["mqtt:subscribe", "mqtt:receive"])
+        #expect(changes.allSatisfy { $0.change == "gain" && $0.principal == "group:pumps" && $0.resource == "topic:fleet/pumps/#" })
+    }
+
+    @Test("a directory loads every *.json in name order; a missing path is bad input")
+    func directory() throws {
+        let loaded = try PolicyDocument.load(path: PolicyTests.repository.appendingPathComponent("policies/examples").path)
+        #expect(loaded.map { URL(fileURLWithPath: $0.source).lastPathComponent } == ["pumps-after.json", "pumps-before.json", "wide-open.json"])
+        #expect(throws: WardenError.self) { try PolicyDocument.load(path: "/nonexistent/policy.json") }
+    }
+
+    @Test("roles from the example: auditors read the audit log, enrollers enroll, neither does the other's job")
+    func roles() throws {
+        let evaluator = PolicyEvaluator(documents: try PolicyDocument.load(path: examples("pumps-before.json")).map(\.document))
+        #expect(try evaluator.decide(principal: .role("auditor"), action: "api:audit.read", resource: "device:*").allowed)
+        #expect(try evaluator.decide(principal: .role("auditor"), action: "api:device.enroll", resource: "device:pump-009").reason == .defaultDeny)
+        #expect(try evaluator.decide(principal: .role("enroller"), action: "api:device.enroll", resource: "device:pump-009").allowed)
+        #expect(try !evaluator.decide(principal: .role("enroller"), action: "api:audit.read", resource: "device:*").allowed)
+    }
+}
