@@ -100,6 +100,15 @@ public enum PolicyDiff {
     }
 }
 
+extension PolicyDiff {
+    /// The devices of `fleet` (id and groups) that a principal pattern names, sorted: all for `device:*`, the members
+    /// for `group:<name>`, the one for `device:<id>` (if known), none for `role:`.
+    public static func affected(principal: String, fleet: [(id: String, groups: [String])]) -> [String] {
+        guard let pattern = try? Principal.parse(principal, at: "") else { return [] }
+        return fleet.filter { pattern.matches(deviceID: $0.id, groups: $0.groups) }.map(\.id).sorted()
+    }
+}
+
 extension Principal {
     var isDevicePattern: Bool {
         if case .role = self { return false }

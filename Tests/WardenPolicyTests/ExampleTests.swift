@@ -24,6 +24,12 @@ struct ExampleTests {
         let changes = PolicyDiff.diff(old: before, new: after)
         #expect(Set(changes.map(\.action)) == ["mqtt:subscribe", "mqtt:receive"])
         #expect(changes.allSatisfy { $0.change == "gain" && $0.principal == "group:pumps" && $0.resource == "topic:fleet/pumps/#" })
+        // The devices that gain access, from a device list with groups.
+        let fleet: [(id: String, groups: [String])] = [("pump-001", ["pumps"]), ("pump-002", ["pumps", "north"]), ("gate-003", ["gates"])]
+        #expect(PolicyDiff.affected(principal: "group:pumps", fleet: fleet) == ["pump-001", "pump-002"])
+        #expect(PolicyDiff.affected(principal: "device:*", fleet: fleet) == ["gate-003", "pump-001", "pump-002"])
+        #expect(PolicyDiff.affected(principal: "device:gate-003", fleet: fleet) == ["gate-003"])
+        #expect(PolicyDiff.affected(principal: "role:auditor", fleet: fleet).isEmpty)
     }
 
     @Test("a directory loads every *.json in name order; a missing path is bad input")

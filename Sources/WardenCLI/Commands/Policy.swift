@@ -163,21 +163,12 @@ extension WardenRoot.Policy {
             let changes = PolicyDiff.diff(old: before, new: after)
             let fleet = try fleet()
             let entries = changes.map { change in
-                var affected: [String]?
-                if let fleet {
-                    if change.principal == "device:*" {
-                        affected = fleet.map(\.id)
-                    } else if change.principal.hasPrefix("group:") {
-                        let name = String(change.principal.dropFirst("group:".count))
-                        affected = fleet.filter { $0.groups.contains(name) }.map(\.id)
-                    } else if change.principal.hasPrefix("device:") {
-                        let id = String(change.principal.dropFirst("device:".count))
-                        affected = fleet.contains { $0.id == id } ? [id] : []
-                    }
+                let affected = fleet.map { devices in
+                    PolicyDiff.affected(principal: change.principal, fleet: devices.map { ($0.id, $0.groups) })
                 }
                 return Entry(
                     change: change.change, principal: change.principal, action: change.action, resource: change.resource,
-                    how: change.how, devices: affected?.sorted())
+                    how: change.how, devices: affected)
             }
             if json {
                 Console.out(try Console.json(Output(changes: entries)))
