@@ -3,10 +3,10 @@ import WardenCore
 
 /// A policy document: default-deny statements over principals, actions and resources.
 ///
-/// This is the seed of the policy language (see `policies/README.md`): `effect`, `principals`
-/// (`device:<id|*>`, `group:<name>`), `actions` (`mqtt:publish|subscribe|receive`, `api:<verb>`) and
-/// `resources` (`topic:<filter>`, with the variable `${device.id}`). Nothing is allowed unless a statement
-/// allows it, and an explicit deny wins.
+/// The policy language (specified in `policies/README.md`): `effect`, `principals` (`device:<id|*>`, `group:<name>`,
+/// `role:<name>`), `actions` (`mqtt:publish|subscribe|receive`, `api:<verb>`) and `resources` (`topic:<filter>`,
+/// `device:<id|*>`, `firmware:<name|*>`, with the variable `${device.id}`). Nothing is allowed unless a statement
+/// allows it, and an explicit deny wins; ``PolicyEvaluator`` decides.
 public struct PolicyDocument: Codable, Sendable, Equatable {
     /// Format version; only 1 exists.
     public var version: Int
@@ -21,11 +21,11 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
         public var sid: String
         /// allow or deny.
         public var effect: Effect
-        /// Who: `device:*`, `device:<id>`, `group:<name>`.
+        /// Who: `device:*`, `device:<id>`, `group:<name>`, `role:<name>`.
         public var principals: [String]
         /// What: `mqtt:publish`, `mqtt:subscribe`, `mqtt:receive`, `api:…`.
         public var actions: [String]
-        /// On what: `topic:<MQTT topic filter>`.
+        /// On what: `topic:<MQTT topic filter>`, `device:<id|*>`, `firmware:<name|*>`.
         public var resources: [String]
     }
 
