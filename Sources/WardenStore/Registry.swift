@@ -188,8 +188,6 @@ public final class Registry: Sendable {
         public var serials: [String]
         /// The CRL number reserved for the CRL that includes them.
         public var crlNumber: UInt64
-        /// Every revoked certificate, for building that CRL.
-        public var allRevoked: [RevocationEntry]
     }
 
     /// Revokes `deviceID` and every certificate it holds, reserves the next CRL number, and lets `publish`
@@ -230,7 +228,7 @@ public final class Registry: Sendable {
                 db: db, actor: actor, action: "device.revoke", deviceID: id,
                 details: ["serials": serials.joined(separator: ","), "reason": String(reasonCode), "crl_number": String(number)],
                 now: now)
-            return Revocation(serials: serials, crlNumber: number, allRevoked: entries)
+            return Revocation(serials: serials, crlNumber: number)
         }
     }
 

@@ -104,11 +104,6 @@ public struct CertificateAuthority: Sendable {
         return certificate
     }
 
-    /// Summary of the issuing CA certificate.
-    public var issuingSummary: CertificateSummary { get throws { try CertificateSummary(issuingCertificate) } }
-    /// Summary of the root CA certificate.
-    public var rootSummary: CertificateSummary { get throws { try CertificateSummary(rootCertificate) } }
-
     /// The trust bundle, issuing CA then root, PEM.
     public var bundlePEM: String {
         get throws {
