@@ -29,29 +29,22 @@ extension Authority {
         _ deviceID: DeviceID, token: String, csr: [UInt8], groups: [String] = [], now: Date
     ) throws -> IssuedCertificate {
         let validated = try ca.validateCSR(csr, deviceID: deviceID, source: "EST request for \(deviceID)")
-        for _ in 0..<4 {
-            let issued = try ca.issue(validated, validity: nil, now: now)
-            switch try registry.recordWithToken(Self.enrollment(issued, groups: groups), tokenSHA256: Self.tokenHash(token), actor: actor, now: now) {
-            case .enrolled: return issued
-            case .alreadyEnrolledWithSameKey, .conflict: throw WardenError.alreadyExists("device '\(deviceID)' is already enrolled")
-            case .serialCollision: continue
-            }
+        let tokenSHA256 = Self.tokenHash(token)
+        let (issued, outcome) = try issueAndRecord(validated, validity: nil, groups: groups, now: now) { _, enrollment in
+            try registry.recordWithToken(enrollment, tokenSHA256: tokenSHA256, actor: actor, now: now)
         }
-        throw WardenError.internal("could not draw a unique serial number after 4 attempts")
+        guard outcome == .enrolled else { throw WardenError.alreadyExists("device '\(deviceID)' is already enrolled") }
+        return issued
     }
 
     /// EST `/simplereenroll` (RFC 7030 §4.2.2): an active device, authenticated by its current certificate
     /// (`currentSerial`), gets a new certificate for the key in `csr` (same or new key).
     public func renew(_ deviceID: DeviceID, currentSerial: String, csr: [UInt8], now: Date) throws -> IssuedCertificate {
         let validated = try ca.validateCSR(csr, deviceID: deviceID, source: "EST re-enroll request for \(deviceID)")
-        for _ in 0..<4 {
-            let issued = try ca.issue(validated, validity: nil, now: now)
-            switch try registry.recordRenewal(Self.enrollment(issued, groups: []), previousSerial: currentSerial, actor: actor, now: now) {
-            case .enrolled: return issued
-            case .serialCollision: continue
-            case .alreadyEnrolledWithSameKey, .conflict: throw WardenError.internal("unexpected renewal outcome")
-            }
+        let (issued, outcome) = try issueAndRecord(validated, validity: nil, groups: [], now: now) { _, enrollment in
+            try registry.recordRenewal(enrollment, previousSerial: currentSerial, actor: actor, now: now)
         }
-        throw WardenError.internal("could not draw a unique serial number after 4 attempts")
+        guard outcome == .enrolled else { throw WardenError.internal("unexpected renewal outcome \(outcome)") }
+        return issued
     }
 }

@@ -50,19 +50,31 @@ public struct Authority: Sendable {
     ) throws -> IssuedCertificate {
         for group in groups { try Self.validateGroup(group) }
         let validated = try ca.validateCSR(csr, deviceID: deviceID, source: csrSource)
+        let (issued, outcome) = try issueAndRecord(validated, validity: validity, groups: groups, now: now) { issued, enrollment in
+            try beforeRecord(issued)
+            return try registry.record([enrollment], actor: actor, now: now)[0]
+        }
+        switch outcome {
+        case .enrolled, .serialCollision:
+            return issued
+        case .alreadyEnrolledWithSameKey:
+            throw WardenError.alreadyExists("device '\(deviceID)' is already enrolled (with this same key)")
+        case .conflict(let why):
+            throw WardenError.alreadyExists(why)
+        }
+    }
+
+    /// Issues a certificate for `validated` and hands it to `record`, drawing a fresh serial whenever the registry
+    /// reports a collision (126-bit serials make that astronomically rare; the registry's constraint makes it safe).
+    /// - Returns: the certificate and the first outcome that is not a serial collision.
+    func issueAndRecord(
+        _ validated: ValidatedCSR, validity: WardenDuration?, groups: [String], now: Date,
+        record: (IssuedCertificate, Enrollment) throws -> Registry.EnrollOutcome
+    ) throws -> (IssuedCertificate, Registry.EnrollOutcome) {
         for _ in 0..<4 {
             let issued = try ca.issue(validated, validity: validity, now: now)
-            try beforeRecord(issued)
-            switch try registry.record([Self.enrollment(issued, groups: groups)], actor: actor, now: now)[0] {
-            case .enrolled:
-                return issued
-            case .alreadyEnrolledWithSameKey:
-                throw WardenError.alreadyExists("device '\(deviceID)' is already enrolled (with this same key)")
-            case .conflict(let why):
-                throw WardenError.alreadyExists(why)
-            case .serialCollision:
-                continue
-            }
+            let outcome = try record(issued, Self.enrollment(issued, groups: groups))
+            if outcome != .serialCollision { return (issued, outcome) }
         }
         throw WardenError.internal("could not draw a unique serial number after 4 attempts")
     }

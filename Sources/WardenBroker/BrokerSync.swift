@@ -55,11 +55,18 @@ public struct BrokerSync: Sendable {
             try await add(device.id, groups: device.groups, via: dynsec)
             report.created.append(device.id)
         }
+        report.removed = try await removeExtra(clients: clients, wanted: wanted, via: dynsec)
+        return report
+    }
+
+    /// Removes every broker client that is neither a control identity nor an active device.
+    func removeExtra(clients: Set<String>, wanted: Set<String>, via dynsec: DynsecClient) async throws -> [String] {
+        var removed: [String] = []
         for client in clients.sorted() where !DynamicSecurity.controlUsernames.contains(client) && !wanted.contains(client) {
             try await remove(client, via: dynsec)
-            report.removed.append(client)
+            removed.append(client)
         }
-        return report
+        return removed
     }
 
     /// Repairs any drift between the registry and the broker.
@@ -84,10 +91,7 @@ public struct BrokerSync: Sendable {
                 report.repaired.append(device.id)
             }
         }
-        for client in clients.sorted() where !DynamicSecurity.controlUsernames.contains(client) && !wanted.contains(client) {
-            try await remove(client, via: dynsec)
-            report.removed.append(client)
-        }
+        report.removed = try await removeExtra(clients: clients, wanted: wanted, via: dynsec)
         for role in roles.sorted() where role.hasPrefix("device-") && !wanted.contains(String(role.dropFirst("device-".count))) {
             _ = try await dynsec.execute([.deleteRole(role)])
         }

@@ -71,29 +71,31 @@ public struct CertificateAuthority: Sendable {
 
     /// Summaries of the root and issuing certificates, read without any key.
     public static func publicSummaries(layout: CALayout) throws -> (root: CertificateSummary, issuing: CertificateSummary) {
-        guard SecureFile.mode(of: layout.issuingCertificate) != nil else {
-            throw WardenError.notFound("no CA in '\(layout.home)'; run 'warden ca init' first")
-        }
-        return (
-            try CertificateSummary(try loadCertificate(layout.rootCertificate, what: "root CA certificate")),
-            try CertificateSummary(try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate"))
-        )
+        let (root, issuing) = try publicCertificates(layout: layout)
+        return (try CertificateSummary(root), try CertificateSummary(issuing))
     }
 
     /// The trust bundle (issuing CA then root, PEM), read without any key.
     public static func bundlePEM(layout: CALayout) throws -> String {
-        guard SecureFile.mode(of: layout.issuingCertificate) != nil else {
-            throw WardenError.notFound("no CA in '\(layout.home)'; run 'warden ca init' first")
-        }
-        let issuing = try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
-        let root = try loadCertificate(layout.rootCertificate, what: "root CA certificate")
+        let (root, issuing) = try publicCertificates(layout: layout)
         return PEMInput.pem(try issuing.derBytes(), label: "CERTIFICATE") + PEMInput.pem(try root.derBytes(), label: "CERTIFICATE")
     }
 
     /// A leaf's chain PEM (leaf + issuing CA), read without any key.
     public static func chainPEM(leafDER: [UInt8], layout: CALayout) throws -> String {
-        let issuing = try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
+        let (_, issuing) = try publicCertificates(layout: layout)
         return PEMInput.pem(leafDER, label: "CERTIFICATE") + PEMInput.pem(try issuing.derBytes(), label: "CERTIFICATE")
+    }
+
+    /// The root and issuing certificates of the CA in `layout`, or `.notFound` telling the user to run `ca init`.
+    static func publicCertificates(layout: CALayout) throws -> (root: Certificate, issuing: Certificate) {
+        guard SecureFile.mode(of: layout.issuingCertificate) != nil else {
+            throw WardenError.notFound("no CA in '\(layout.home)'; run 'warden ca init' first")
+        }
+        return (
+            try loadCertificate(layout.rootCertificate, what: "root CA certificate"),
+            try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
+        )
     }
 
     static func loadCertificate(_ path: String, what: String) throws -> Certificate {
