@@ -2,6 +2,7 @@ import Foundation
 import WardenAuthority
 import WardenCore
 import WardenPolicy
+import WardenStore
 
 /// Pushes registry changes to the broker registered for a Warden home, whether or not `warden serve` runs:
 /// the CLI calls these right after an enroll or a revoke.
@@ -22,8 +23,8 @@ public enum BrokerPush {
         do {
             let dynsec = try DynsecClient(layout: layout, identity: .cli)
             defer { Task { await dynsec.close() } }
-            try await BrokerSync(authority: authority, policies: try PolicyDocument.load(home: authority.home.path))
-                .add(deviceID, groups: groups, via: dynsec)
+            let policies = try PolicyRelease.inForce(home: authority.home.path, registry: authority.registry).documents
+            try await BrokerSync(authority: authority, policies: policies).add(deviceID, groups: groups, via: dynsec)
             await dynsec.close()
             return Outcome(notes: ["broker: client and role created for \(deviceID)"])
         } catch {
@@ -45,5 +46,36 @@ public enum BrokerPush {
         await dynsec.close()
         outcome.notes.append("broker: \(deviceID) removed and its live session disconnected")
         return outcome
+    }
+
+    /// After the policies in force changed from `previous` to `current`: recompile every active device's role and
+    /// rewrite those that changed (their live sessions are disconnected and reconnect under the new rules). A broker
+    /// that is not configured or not running is not an error: `warden serve` rewrites roles when it notices the new
+    /// version, and at start.
+    public static func afterPolicyChange(
+        home: String, registry: Registry, previous: [PolicyDocument], current: [PolicyDocument]
+    ) async -> Outcome {
+        guard let layout = BrokerMetadata.registered(home: home) else { return Outcome() }
+        guard BrokerProcess.runningPID(layout: layout) != nil else {
+            return Outcome(notes: ["broker not running; device roles are rewritten when 'warden serve' starts it"])
+        }
+        do {
+            let dynsec = try DynsecClient(layout: layout, identity: .cli)
+            let report: BrokerSync.Report
+            do {
+                report = try await BrokerSync(registry: registry, policies: current).applyPolicyChange(previous: previous, via: dynsec)
+            } catch {
+                await dynsec.close()
+                throw error
+            }
+            await dynsec.close()
+            return Outcome(notes: [
+                report.rewritten.isEmpty
+                    ? "broker: no device role changed"
+                    : "broker: rewrote the roles of \(report.rewritten.count) device(s): \(report.rewritten.prefix(20).joined(separator: ", "))\(report.rewritten.count > 20 ? ", …" : "")"
+            ])
+        } catch {
+            return Outcome(notes: ["warning: broker not updated (\(error)); 'warden serve' rewrites the roles when it notices the new version"])
+        }
     }
 }

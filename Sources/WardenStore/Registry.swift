@@ -102,6 +102,43 @@ public final class Registry: Sendable {
                 ) STRICT;
                 """)
         }
+        migrator.registerMigration("v3-policy-versions") { db in
+            // Numbered policy versions (`warden policy apply|rollback`): the documents' bytes and digests. The active
+            // version is always the newest one (a rollback stores a copy as a new version). Operator certificates
+            // (`warden operator issue`) carry a role; their CN always starts with the reserved `warden-op-`, so they
+            // can never collide with a device id.
+            try db.execute(sql: """
+                CREATE TABLE policy_versions (
+                    version INTEGER PRIMARY KEY NOT NULL CHECK (version >= 1),
+                    created_at REAL NOT NULL,
+                    actor TEXT NOT NULL,
+                    origin TEXT NOT NULL,
+                    digest TEXT NOT NULL CHECK (length(digest) = 64),
+                    statements INTEGER NOT NULL CHECK (statements >= 0)
+                ) STRICT;
+                CREATE TABLE policy_documents (
+                    version INTEGER NOT NULL REFERENCES policy_versions(version),
+                    position INTEGER NOT NULL CHECK (position >= 0),
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+                    bytes BLOB NOT NULL,
+                    sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+                    PRIMARY KEY (version, position)
+                ) STRICT;
+                CREATE TABLE operator_certificates (
+                    serial TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL CHECK (name LIKE 'warden-op-%' AND length(name) BETWEEN 11 AND 64),
+                    role TEXT NOT NULL CHECK (length(role) BETWEEN 1 AND 64),
+                    not_before REAL NOT NULL,
+                    not_after REAL NOT NULL,
+                    issued_at REAL NOT NULL,
+                    sha256 TEXT NOT NULL UNIQUE,
+                    der BLOB NOT NULL,
+                    revoked_at REAL,
+                    reason_code INTEGER CHECK (reason_code IS NULL OR (reason_code BETWEEN 0 AND 10 AND reason_code NOT IN (7, 8)))
+                ) STRICT;
+                CREATE INDEX operator_certificates_by_name ON operator_certificates(name);
+                """)
+        }
         return migrator
     }
 
@@ -252,7 +289,15 @@ public final class Registry: Sendable {
     }
 
     static func revocationEntries(_ db: Database) throws -> [RevocationEntry] {
-        try Row.fetchAll(db, sql: "SELECT serial, revoked_at, reason_code FROM revocations ORDER BY serial").map {
+        // Device revocations, and revoked operator certificates (same issuing CA, same CRL).
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT serial, revoked_at, reason_code FROM revocations
+                UNION ALL SELECT serial, revoked_at, reason_code FROM operator_certificates WHERE revoked_at IS NOT NULL
+                ORDER BY serial
+                """
+        ).map {
             RevocationEntry(
                 serial: $0[0], revokedAt: Date(timeIntervalSince1970: $0[1]), reasonCode: $0[2])
         }

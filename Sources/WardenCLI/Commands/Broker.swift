@@ -35,7 +35,8 @@ extension WardenRoot.Broker {
             let runAs = user ?? (geteuid() == 0 && getpwnam("mosquitto") != nil ? "mosquitto" : nil)
             let metadata = try BrokerSetup.write(
                 layout: BrokerLayout(directory: out), port: port, bindAddress: bind, names: name, authority: authority,
-                policies: try PolicyDocument.load(home: global.wardenHome.path), user: runAs, now: Date())
+                policies: try PolicyRelease.inForce(home: authority.home.path, registry: authority.registry).documents, user: runAs,
+                now: Date())
             Console.out("Broker setup written to \(metadata.directory) (mqtts://\(bind):\(port))")
             Console.out("  run it with: warden serve --broker \(metadata.directory)   (or: mosquitto -c \(metadata.directory)/mosquitto.conf)")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WardenBroker
 import WardenCore
 import WardenPolicy
 import WardenStore
@@ -8,7 +9,8 @@ extension WardenRoot {
     /// `warden policy …`
     struct Policy: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Explain, check and diff policy documents.", subcommands: [Check.self, Explain.self, Diff.self])
+            abstract: "Explain, check, diff, apply and roll back policy documents.",
+            subcommands: [Check.self, Explain.self, Diff.self, Apply.self, History.self, Rollback.self])
     }
 }
 
@@ -19,8 +21,9 @@ extension WardenRoot.Policy {
             let loaded = try PolicyDocument.load(path: path)
             return (loaded.map(\.document), loaded.map(\.source))
         }
-        let documents = try PolicyDocument.load(home: global.wardenHome.path)
-        return (documents, documents.indices.map { "\(global.wardenHome.path)/policies (\($0 + 1))" })
+        // What the broker and the HTTP API enforce: the documents in force plus the operator roles.
+        let set = try PolicyRelease.inForce(home: global.wardenHome.path, registryPath: global.wardenHome.registryPath)
+        return (set.documents + [OperatorRoles.document], set.sources + [OperatorRoles.source])
     }
 
     /// `warden policy explain`

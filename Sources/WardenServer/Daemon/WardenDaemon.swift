@@ -49,8 +49,8 @@ public struct WardenDaemon: Sendable {
         let authority = configuration.authority
         var services: [any Service] = []
         if let layout = configuration.broker {
-            let policies = try PolicyDocument.load(home: authority.home.path)
-            let sync = BrokerSync(authority: authority, policies: policies)
+            let initial = try PolicyRelease.inForce(home: authority.home.path, registry: authority.registry)
+            let initialVersion = try authority.registry.activePolicyNumber()
             let log = logger
             // The broker must start with a current CRL: an expired one locks everyone out.
             try CRLRefresher(authority: authority, layout: layout, logger: log).refreshIfNeeded(now: Date())
@@ -65,14 +65,29 @@ public struct WardenDaemon: Sendable {
             services.append(
                 ClosureService(name: "broker-sync") {
                     var seen = try authority.registry.changeMarker()
+                    // The policy version in force: a new one (policy apply/rollback, from any process) rewrites the
+                    // roles that changed, within one poll interval.
+                    var sync = BrokerSync(authority: authority, policies: initial.documents)
+                    var policyVersion = initialVersion
                     while !Task.isCancelled {
                         try await Task.sleep(for: .milliseconds(250))
                         guard supervisor.currentPID != 0 else { continue }
                         let full = needsResync.load(ordering: .sequentiallyConsistent)
                         let marker = try authority.registry.changeMarker()
-                        guard full || marker != seen else { continue }
+                        let version = try authority.registry.activePolicyNumber()
+                        guard full || marker != seen || version != policyVersion else { continue }
                         do {
                             let dynsec = try DynsecClient(layout: layout)
+                            defer { Task { await dynsec.close() } }
+                            if version != policyVersion {
+                                let set = try PolicyRelease.inForce(home: authority.home.path, registry: authority.registry)
+                                let next = BrokerSync(authority: authority, policies: set.documents)
+                                // A full resync below compares every role anyway.
+                                let rewritten = full ? [] : try await next.applyPolicyChange(previous: sync.policies, via: dynsec).rewritten
+                                sync = next
+                                policyVersion = version
+                                log.info("policy version \(version) in force", metadata: ["rewritten": "\(rewritten.count)"])
+                            }
                             let report = full ? try await sync.reconcile(via: dynsec) : try await sync.reconcileMembership(via: dynsec)
                             await dynsec.close()
                             seen = marker

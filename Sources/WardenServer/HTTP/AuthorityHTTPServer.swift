@@ -23,6 +23,7 @@ import WardenPKI
 /// GET  /crl                             DER CRL (application/pkix-crl)
 /// POST /ocsp, GET /ocsp/{base64}        RFC 6960 responder signed by the issuing CA
 /// GET  /healthz, GET /metrics           "ok" when the registry answers; Prometheus text
+/// GET|POST /api/v1/…                    admin API, authorized by policy (see AdminRoutes)
 /// ```
 public struct AuthorityHTTPServer: Sendable {
     let authority: Authority
@@ -142,6 +143,8 @@ public struct AuthorityHTTPServer: Sendable {
         ocsp.register(on: router)
         CRLRoutes(crlFile: crlFile).register(on: router)
         OperationsRoutes(registry: authority.registry, metrics: metrics).register(on: router)
+        AdminRoutes(authority: authority, authorizer: PolicyAuthorizer(registry: authority.registry, home: authority.home.path))
+            .register(on: router)
         return router
     }
 

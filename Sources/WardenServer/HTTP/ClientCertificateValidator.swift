@@ -79,6 +79,9 @@ final class ClientCertificateValidator: Sendable {
             }
             return .rejected(.chainInvalid, "the client certificate is not valid")
         }
+        if let commonName = verification.commonName, OperatorNaming.isOperator(commonName) {
+            return evaluateOperator(commonName: commonName, serial: serial, leaf: leaf)
+        }
         guard let commonName = verification.commonName, (try? DeviceID.validate(commonName)) != nil else {
             return .rejected(.unknownDevice, "the client certificate does not name a device")
         }

@@ -34,7 +34,7 @@ struct PeerCertificateMiddleware: RouterMiddleware {
 extension WardenRequestContext {
     /// The authenticated device, or 401 when the client presented no certificate.
     func requirePeer() throws -> PeerIdentity {
-        guard let peer else {
+        guard let peer, peer.role == nil else {
             throw WardenHTTPError(.unauthorized, "this route requires a device client certificate (mutual TLS)")
         }
         return peer

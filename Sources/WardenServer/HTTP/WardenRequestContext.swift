@@ -8,6 +8,9 @@ public struct PeerIdentity: Sendable, Equatable {
     public let deviceID: String
     /// The certificate serial, lowercase hex.
     public let serial: String
+    /// For an operator certificate (CN `warden-op-…`, then ``deviceID`` holds that CN): the role it carries; nil for a
+    /// device.
+    public var role: String? = nil
 }
 
 /// The per-request context of Warden's HTTP API: Hummingbird's core storage, the connection's channel (to read
