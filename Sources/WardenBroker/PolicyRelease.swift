@@ -114,6 +114,6 @@ public enum PolicyRelease {
 
     /// `+ device:* gains mqtt:publish on topic:… (allowed)`.
     public static func line(for change: PermissionChange) -> String {
-        "\(change.change == "gain" ? "+" : "-") \(change.principal) \(change.change)s \(change.action) on \(change.resource) (\(change.how))"
+        "\(change.change == "gain" ? "+ \(change.principal) gains" : "- \(change.principal) loses") \(change.action) on \(change.resource) (\(change.how))"
     }
 }
