@@ -2,7 +2,7 @@ import WardenCore
 
 /// One ACL entry of a Mosquitto dynamic-security role.
 public struct DynsecACL: Codable, Sendable, Equatable, Hashable {
-    /// `publishClientSend`, `publishClientReceive`, `subscribePattern`.
+    /// `publishClientSend`, `publishClientReceive`, `subscribeLiteral`, `subscribePattern`.
     public var acltype: String
     /// Topic or filter.
     public var topic: String
@@ -28,46 +28,62 @@ public struct DynsecRole: Codable, Sendable, Equatable {
     public var acls: [DynsecACL]
 }
 
-/// Compiles policy documents into per-device dynsec roles.
+/// Compiles policy documents into per-device dynsec roles; variables and `when` conditions are resolved at compile
+/// time for the one device.
 ///
-/// Mapping: `mqtt:publish` → `publishClientSend`; `mqtt:receive` → `publishClientReceive`; `mqtt:subscribe` →
-/// `subscribePattern` (dynsec matches the requested filter against the ACL pattern, so `#` or `d/+/down/#` do not
-/// match `d/<id>/down/#` and are refused). Deny statements get priority 100, allows 10, so a deny always wins; the
-/// broker's default ACL access is deny for send, receive and subscribe.
+/// Mapping (see ``DynsecSemantics`` for how the broker matches; ``PolicyEvaluator`` decides the same way):
+/// - `mqtt:publish` → `publishClientSend`, `mqtt:receive` → `publishClientReceive`: denies at priority 100, allows at
+///   10, so a deny always wins; an allow equal to a deny is dropped.
+/// - `mqtt:subscribe`: a deny on a topic name (≤ 8 levels) becomes `subscribeLiteral` denies for every filter that can
+///   match that topic (``DynsecSemantics/generalizations(of:)``); a deny with wildcards becomes a `subscribePattern`
+///   deny (priority 100); an allow becomes a `subscribePattern` allow (priority 10) unless it overlaps a deny with
+///   wildcards or is `/#`, in which case it grants no subscription.
+/// - `mqtt:connect` is no ACL: ``mayConnect(deviceID:groups:documents:)`` says whether the device gets a client at all.
+///
+/// The broker's default access is deny for send, receive and subscribe.
 public enum DynsecCompiler {
     /// Role name for a device.
     public static func roleName(for deviceID: String) -> String { "device-\(deviceID)" }
 
+    /// Whether `deviceID` (member of `groups`) may connect to the broker at all: `mqtt:connect` on `client:<id>` is
+    /// allowed. A device that may not gets no dynsec client.
+    public static func mayConnect(deviceID: String, groups: [String], documents: [PolicyDocument]) -> Bool {
+        PolicyEvaluator(documents: documents).allows(device: deviceID, groups: groups, action: "mqtt:connect", name: deviceID)
+    }
+
     /// The role of `deviceID` (member of `groups`) under `documents`.
     public static func role(for deviceID: String, groups: [String], documents: [PolicyDocument]) -> DynsecRole {
+        role(for: deviceID, groups: groups, evaluator: PolicyEvaluator(documents: documents))
+    }
+
+    /// The role of `deviceID` under an already compiled evaluator (compile once for a whole fleet).
+    public static func role(for deviceID: String, groups: [String], evaluator: PolicyEvaluator) -> DynsecRole {
+        let principal = PolicyPrincipal.device(id: deviceID, groups: groups)
         var acls = Set<DynsecACL>()
-        for document in documents {
-            for statement in document.statements {
-                let principals = statement.principals.compactMap { try? Principal.parse($0, at: "") }
-                guard principals.contains(where: { $0.matches(deviceID: deviceID, groups: groups) }) else { continue }
-                for action in statement.actions {
-                    guard let acltype = aclType(for: action) else { continue }
-                    for resource in statement.resources where resource.hasPrefix("topic:") {
-                        let topic = PolicyDocument.substitute(String(resource.dropFirst("topic:".count)), deviceID: deviceID)
-                        acls.insert(
-                            DynsecACL(
-                                acltype: acltype, topic: topic, priority: statement.effect == .deny ? 100 : 10,
-                                allow: statement.effect == .allow))
+        for (action, acltype) in [("mqtt:publish", "publishClientSend"), ("mqtt:receive", "publishClientReceive")] {
+            let grants = evaluator.grants(principal, action, kind: .topic)
+            let denied = Set(grants.filter { $0.effect == .deny }.map(\.filter))
+            for grant in grants where grant.effect == .deny || !denied.contains(grant.filter) {
+                acls.insert(DynsecACL(acltype: acltype, topic: grant.filter, priority: grant.effect == .deny ? 100 : 10, allow: grant.effect == .allow))
+            }
+        }
+        let subscribe = evaluator.grants(principal, "mqtt:subscribe", kind: .topic)
+        let patternDenies = subscribe.filter { $0.effect == .deny && !DynsecSemantics.isLiteralDeny($0.filter) }
+        for grant in subscribe {
+            if grant.effect == .deny {
+                if DynsecSemantics.isLiteralDeny(grant.filter) {
+                    for literal in DynsecSemantics.generalizations(of: grant.filter) {
+                        acls.insert(DynsecACL(acltype: "subscribeLiteral", topic: literal, priority: 100, allow: false))
                     }
+                } else {
+                    acls.insert(DynsecACL(acltype: "subscribePattern", topic: grant.filter, priority: 100, allow: false))
                 }
+            } else if PolicyEvaluator.usableForSubscribe(grant.filter, patternDenies: patternDenies) {
+                acls.insert(DynsecACL(acltype: "subscribePattern", topic: grant.filter, priority: 10, allow: true))
             }
         }
         return DynsecRole(
             rolename: roleName(for: deviceID),
             acls: acls.sorted { ($0.acltype, $0.topic, $0.priority, $0.allow ? 1 : 0) < ($1.acltype, $1.topic, $1.priority, $1.allow ? 1 : 0) })
-    }
-
-    static func aclType(for action: String) -> String? {
-        switch action {
-        case "mqtt:publish": return "publishClientSend"
-        case "mqtt:receive": return "publishClientReceive"
-        case "mqtt:subscribe": return "subscribePattern"
-        default: return nil
-        }
     }
 }

@@ -4,9 +4,10 @@ import WardenCore
 /// A policy document: default-deny statements over principals, actions and resources.
 ///
 /// The policy language (specified in `policies/README.md`): `effect`, `principals` (`device:<id|*>`, `group:<name>`,
-/// `role:<name>`), `actions` (`mqtt:publish|subscribe|receive`, `api:<verb>`) and `resources` (`topic:<filter>`,
-/// `device:<id|*>`, `firmware:<name|*>`, with the variable `${device.id}`). Nothing is allowed unless a statement
-/// allows it, and an explicit deny wins; ``PolicyEvaluator`` decides.
+/// `role:<name>`), `actions` (`mqtt:connect|publish|subscribe|receive`, `api:<verb>`), `resources` (`client:<id|*>`,
+/// `topic:<filter>`, `device:<id|*>`, `firmware:<name|*>`, with the variables `${device.id}`, `${device.groups}` and
+/// `${cert.cn}`) and an optional `when` condition on the device. Nothing is allowed unless a statement allows it, and an
+/// explicit deny wins; ``PolicyEvaluator`` decides.
 public struct PolicyDocument: Codable, Sendable, Equatable {
     /// Format version; only 1 exists.
     public var version: Int
@@ -14,6 +15,13 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var description: String?
     /// The statements, in file order.
     public var statements: [Statement]
+
+    /// Creates a document (validate it with ``validate(source:)`` or build it through ``parse(_:source:)``).
+    public init(version: Int, description: String?, statements: [Statement]) {
+        self.version = version
+        self.description = description
+        self.statements = statements
+    }
 
     /// One statement.
     public struct Statement: Codable, Sendable, Equatable {
@@ -25,8 +33,22 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
         public var principals: [String]
         /// What: `mqtt:publish`, `mqtt:subscribe`, `mqtt:receive`, `api:…`.
         public var actions: [String]
-        /// On what: `topic:<MQTT topic filter>`, `device:<id|*>`, `firmware:<name|*>`.
+        /// On what: `client:<id|*>`, `topic:<MQTT topic filter>`, `device:<id|*>`, `firmware:<name|*>`.
         public var resources: [String]
+        /// Optional condition on the requesting device; a statement with one never applies to a role.
+        public var when: PolicyCondition?
+
+        /// Creates a statement.
+        public init(
+            sid: String, effect: Effect, principals: [String], actions: [String], resources: [String], when: PolicyCondition? = nil
+        ) {
+            self.sid = sid
+            self.effect = effect
+            self.principals = principals
+            self.actions = actions
+            self.resources = resources
+            self.when = when
+        }
     }
 
     /// The effect of a statement.
@@ -38,9 +60,9 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     }
 
     /// Variables a resource may use.
-    public static let knownVariables: Set<String> = ["device.id"]
-    /// MQTT actions (topic resources).
-    public static let mqttActions: Set<String> = ["mqtt:publish", "mqtt:subscribe", "mqtt:receive"]
+    public static let knownVariables: Set<String> = ["device.id", "device.groups", "cert.cn"]
+    /// MQTT actions: `mqtt:connect` (on `client:` resources) and the topic actions.
+    public static let mqttActions: Set<String> = ["mqtt:connect", "mqtt:publish", "mqtt:subscribe", "mqtt:receive"]
     /// Largest document accepted.
     public static let maximumSize = 1024 * 1024
 
@@ -65,13 +87,16 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     static func checkKeys(_ bytes: [UInt8], source: String) throws {
         guard let top = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return }
         let topKeys: Set<String> = ["version", "description", "statements"]
-        let statementKeys: Set<String> = ["sid", "effect", "principals", "actions", "resources"]
+        let statementKeys: Set<String> = ["sid", "effect", "principals", "actions", "resources", "when"]
         if let unknown = top.keys.sorted().first(where: { !topKeys.contains($0) }) {
             throw WardenError.badInput("policy '\(source)': unknown field '\(unknown)'")
         }
         for statement in (top["statements"] as? [[String: Any]]) ?? [] {
             if let unknown = statement.keys.sorted().first(where: { !statementKeys.contains($0) }) {
                 throw WardenError.badInput("policy '\(source)' statement '\(statement["sid"] as? String ?? "?")': unknown field '\(unknown)' (not supported by this version)")
+            }
+            if let when = statement["when"] {
+                try PolicyCondition.checkKeys(when, at: "policy '\(source)' statement '\(statement["sid"] as? String ?? "?")'")
             }
         }
     }
@@ -109,6 +134,7 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
                 try Self.checkVariables(resource, at: at)
                 _ = try ResourcePattern.parse(resource, at: at)
             }
+            try statement.when?.validate(at: at)
         }
     }
 
@@ -126,9 +152,12 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
         }
     }
 
-    /// Replaces `${device.id}` with `deviceID`.
-    static func substitute(_ text: String, deviceID: String) -> String {
-        text.replacingOccurrences(of: "${device.id}", with: deviceID)
+    /// Replaces `${device.id}` and `${cert.cn}` (the certificate CN, which Warden issues as the device id) with
+    /// `deviceID`, and `${device.groups}` with `group` (a probe name when none is given).
+    static func substitute(_ text: String, deviceID: String, group: String = "probe-group") -> String {
+        guard text.contains("${") else { return text }
+        return text.replacingOccurrences(of: "${device.id}", with: deviceID).replacingOccurrences(of: "${cert.cn}", with: deviceID)
+            .replacingOccurrences(of: "${device.groups}", with: group)
     }
 }
 

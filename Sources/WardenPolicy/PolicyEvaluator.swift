@@ -1,132 +1,64 @@
 import WardenCore
 
-/// The kind of a resource: MQTT topics, device records, firmware images.
-public enum ResourceKind: String, Sendable, Hashable, Codable {
-    case topic, device, firmware
-}
-
-/// A parsed resource of a statement or a request: a kind and a filter in topic-filter form. `device:<id|*>` and
-/// `firmware:<name|*>` are one-level filters (`*` becomes `+`), so the same algebra answers every kind.
-public struct ResourcePattern: Sendable, Hashable {
-    /// The kind.
-    public var kind: ResourceKind
-    /// The filter, possibly with `${device.id}`.
-    public var template: String
-    /// Whether the template uses `${device.id}`.
-    public var usesDeviceID: Bool
-
-    /// Parses `topic:<filter>`, `device:<id|*>` or `firmware:<name|*>`.
-    public static func parse(_ text: String, at: String) throws -> ResourcePattern {
-        guard let colon = text.firstIndex(of: ":"), let kind = ResourceKind(rawValue: String(text[..<colon])) else {
-            throw WardenError.badInput("\(at): unknown resource '\(text)' (use topic:<filter>, device:<id|*> or firmware:<name|*>)")
-        }
-        let value = String(text[text.index(after: colon)...])
-        let uses = value.contains("${device.id}")
-        let probe = PolicyDocument.substitute(value, deviceID: "x")
-        switch kind {
-        case .topic:
-            try TopicFilter.validate(probe, at: at)
-            return ResourcePattern(kind: .topic, template: value, usesDeviceID: uses)
-        case .device, .firmware:
-            if value == "*" { return ResourcePattern(kind: kind, template: "+", usesDeviceID: false) }
-            guard !probe.isEmpty, !probe.contains("/"), !probe.contains("+"), !probe.contains("#"), !probe.contains("*"),
-                !probe.hasPrefix("$"), !probe.contains("\u{0}")
-            else {
-                throw WardenError.badInput("\(at): resource '\(text)' must name one \(kind.rawValue) or '*'")
-            }
-            if kind == .device && !uses { try DeviceID.validate(value) }
-            return ResourcePattern(kind: kind, template: value, usesDeviceID: uses)
-        }
-    }
-
-    /// The filter for one device (nil when the template needs a device id and there is none).
-    func filter(deviceID: String?) -> String? {
-        guard usesDeviceID else { return template }
-        guard let deviceID else { return nil }
-        return PolicyDocument.substitute(template, deviceID: deviceID)
-    }
-
-    /// The resource as written in a document (`device:*`, `topic:d/${device.id}/up/#`).
-    public var text: String {
-        kind == .topic ? "topic:" + template : kind.rawValue + ":" + (template == "+" ? "*" : template)
-    }
-
-    /// Whether `action` can ever apply to this kind of resource.
-    public func applies(to action: String) -> Bool {
-        action.hasPrefix("mqtt:") ? kind == .topic : kind != .topic
-    }
-}
-
-/// Who is asking: a device (its id and groups) or an operator role.
-public enum PolicyPrincipal: Sendable, Hashable, CustomStringConvertible {
-    case device(id: String, groups: [String])
-    case role(String)
-
-    /// Parses `device:<id>` (with `groups`) or `role:<name>`.
-    public static func parse(_ text: String, groups: [String] = []) throws -> PolicyPrincipal {
-        if text.hasPrefix("device:") {
-            let id = String(text.dropFirst("device:".count))
-            try DeviceID.validate(id)
-            return .device(id: id, groups: groups)
-        }
-        if text.hasPrefix("role:"), text.count > "role:".count { return .role(String(text.dropFirst("role:".count))) }
-        throw WardenError.badInput("principal '\(text)' must be device:<id> or role:<name>")
-    }
-
-    public var description: String {
-        switch self {
-        case .device(let id, let groups): return "device:\(id)" + (groups.isEmpty ? "" : " (groups \(groups.joined(separator: ",")))")
-        case .role(let name): return "role:\(name)"
-        }
-    }
-
-    var deviceID: String? {
-        if case .device(let id, _) = self { return id }
-        return nil
-    }
-}
-
-/// The answer to a request.
-public struct Decision: Sendable, Equatable, Codable {
-    /// Why.
-    public enum Reason: String, Sendable, Codable {
-        case explicitDeny = "explicit deny"
-        case allowedBy = "allowed by"
-        case defaultDeny = "default deny"
-    }
-
-    /// allow or deny.
-    public var effect: PolicyDocument.Effect
-    /// The statements that decided: the denies that intersect the request, or the allows that cover it.
-    public var decidingStatements: [String]
-    /// Why.
-    public var reason: Reason
-    /// One sentence for a human.
-    public var detail: String
-
-    /// Whether the request is allowed.
-    public var allowed: Bool { effect == .allow }
-}
-
-/// Compiles documents once and answers requests. Default deny; an explicit deny wins; a request on a filter (a
-/// subscription, or `device:*`) is allowed only when every topic it can match is allowed: it is covered by the union of
-/// the applicable allow filters and intersects no applicable deny filter.
+/// Compiles documents once and answers requests. Default deny; an explicit deny wins.
+///
+/// - Topic names (`mqtt:publish`, `mqtt:receive`), `mqtt:connect` on `client:<id>`: denied when an applicable deny
+///   matches, else allowed when an applicable allow matches, else denied by default. `mqtt:publish` to `$SYS/…` is
+///   refused whatever the policy (Mosquitto does so), except `$SYS/broker/connection/+/state`.
+/// - `mqtt:subscribe` (a filter): decided exactly as the compiled dynsec role is enforced (``DynsecSemantics``):
+///   1. refused (explicit deny) when it can match a topic name an applicable deny names, or when an applicable deny
+///      filter with wildcards matches it as a dynsec pattern;
+///   2. allowed when ONE applicable allow filter contains it (dynsec pattern match) and that allow overlaps no
+///      applicable deny filter with wildcards (an allow that does grants no subscription at all);
+///   3. otherwise denied by default.
+///   So a subscription is allowed only if every topic it can match is allowed (up to the `$` exceptions documented in
+///   `policies/README.md`).
+/// - Any other request on a filter (`api:` on `device:*`, or a topic filter for publish/receive): denied when an
+///   applicable deny intersects it, allowed when the union of the applicable allows covers it.
+///
+/// The compiled form indexes statements by action and principal (any device, device id, group, role) and splits topic
+/// templates into levels once, so a topic-name decision costs a few hash lookups and level comparisons.
 public struct PolicyEvaluator: Sendable {
+    /// One level of a topic template.
+    enum Level: Sendable, Equatable {
+        case literal(Substring)
+        case plus
+        case hash
+        case deviceID
+        case group
+        case mixed(String)
+    }
+
+    /// A resource of one statement, compiled.
+    struct Resource: Sendable {
+        var pattern: ResourcePattern
+        var levels: [Level]
+    }
+
+    /// One statement for one action.
     struct Compiled: Sendable {
         var sid: String
         var source: String
         var effect: PolicyDocument.Effect
-        var principals: [Principal]
-        var resources: [ResourcePattern]
+        var condition: PolicyCondition?
+        var resources: [Resource]
     }
 
-    /// Statements by action.
-    let byAction: [String: [Compiled]]
+    /// The statements of one action, indexed by principal.
+    struct ActionIndex: Sendable {
+        var statements: [Compiled] = []
+        var anyDevice: [Int] = []
+        var byDevice: [String: [Int]] = [:]
+        var byGroup: [String: [Int]] = [:]
+        var byRole: [String: [Int]] = [:]
+    }
 
-    /// Compiles `documents` (already validated by `PolicyDocument.parse`). Sids are qualified by the document's position
+    let byAction: [String: ActionIndex]
+
+    /// Compiles `documents` (already validated by `PolicyDocument.parse`). Sids are qualified by the document's source
     /// only when two documents repeat one.
     public init(documents: [PolicyDocument], sources: [String]? = nil) {
-        var index: [String: [Compiled]] = [:]
+        var index: [String: ActionIndex] = [:]
         var sidCount: [String: Int] = [:]
         for document in documents { for statement in document.statements { sidCount[statement.sid, default: 0] += 1 } }
         for (position, document) in documents.enumerated() {
@@ -136,53 +68,228 @@ public struct PolicyEvaluator: Sendable {
                 let resources = statement.resources.compactMap { try? ResourcePattern.parse($0, at: "") }
                 let sid = (sidCount[statement.sid] ?? 0) > 1 ? "\(source)#\(statement.sid)" : statement.sid
                 for action in Set(statement.actions) {
-                    let compiled = Compiled(
-                        sid: sid, source: source, effect: statement.effect, principals: principals,
-                        resources: resources.filter { $0.applies(to: action) })
-                    if !compiled.resources.isEmpty { index[action, default: []].append(compiled) }
+                    let applicable = resources.filter { $0.applies(to: action) }.map { Resource(pattern: $0, levels: Self.levels($0.template)) }
+                    guard !applicable.isEmpty else { continue }
+                    var entry = index[action] ?? ActionIndex()
+                    let number = entry.statements.count
+                    entry.statements.append(
+                        Compiled(sid: sid, source: source, effect: statement.effect, condition: statement.when, resources: applicable))
+                    var seen = Set<String>()
+                    for principal in principals {
+                        switch principal {
+                        case .anyDevice: if seen.insert("*").inserted { entry.anyDevice.append(number) }
+                        case .device(let id): if seen.insert("d:" + id).inserted { entry.byDevice[id, default: []].append(number) }
+                        case .group(let name): if seen.insert("g:" + name).inserted { entry.byGroup[name, default: []].append(number) }
+                        case .role(let name):
+                            if statement.when == nil, seen.insert("r:" + name).inserted { entry.byRole[name, default: []].append(number) }
+                        }
+                    }
+                    index[action] = entry
                 }
             }
         }
         byAction = index
     }
 
-    /// Decides `action` by `principal` on `resource` (`topic:…`, `device:…`, `firmware:…`).
+    static func levels(_ template: String) -> [Level] {
+        template.split(separator: "/", omittingEmptySubsequences: false).map { level in
+            switch level {
+            case "+": return .plus
+            case "#": return .hash
+            case "${device.id}", "${cert.cn}": return .deviceID
+            case "${device.groups}": return .group
+            default: return level.contains("${") ? .mixed(String(level)) : .literal(level)
+            }
+        }
+    }
+
+    // MARK: Applicable statements
+
+    /// The statement numbers of `action` that apply to `principal`, in document order, without repeats.
+    func applicable(_ index: ActionIndex, _ principal: PolicyPrincipal) -> [Int] {
+        switch principal {
+        case .role(let name):
+            return index.byRole[name] ?? []
+        case .device(let id, let groups):
+            var numbers = index.anyDevice
+            numbers += index.byDevice[id] ?? []
+            for group in groups { numbers += index.byGroup[group] ?? [] }
+            if numbers.count > 1 { numbers = Array(Set(numbers)).sorted() }
+            return numbers.filter { index.statements[$0].condition?.holds(deviceID: id, groups: groups) ?? true }
+        }
+    }
+
+    // MARK: Fast path
+
+    /// Whether `device` (in `groups`) may do `action` on the topic name (or, for `mqtt:connect`, client id) `name`:
+    /// the decision of ``decide(principal:action:resource:)`` without its explanation. `name` must not contain `+` or
+    /// `#`; for other requests use ``decide(principal:action:resource:)``.
+    public func allows(device: String, groups: [String], action: String, name: String) -> Bool {
+        if action == "mqtt:publish", Self.brokerRefusesPublish(name) { return false }
+        guard let index = byAction[action] else { return false }
+        let topic = name.split(separator: "/", omittingEmptySubsequences: false)
+        var allowed = false
+        func visit(_ numbers: [Int]) -> Bool {
+            for number in numbers {
+                let statement = index.statements[number]
+                if statement.effect == .allow && allowed { continue }
+                if let condition = statement.condition, !condition.holds(deviceID: device, groups: groups) { continue }
+                for resource in statement.resources where Self.matches(resource.levels, topic, device, groups) {
+                    if statement.effect == .deny { return true }
+                    allowed = true
+                    break
+                }
+            }
+            return false
+        }
+        if visit(index.anyDevice) { return false }
+        if let numbers = index.byDevice[device], visit(numbers) { return false }
+        for group in groups { if let numbers = index.byGroup[group], visit(numbers) { return false } }
+        return allowed
+    }
+
+    /// Whether a template matches a topic name (MQTT matching with the `$` rule) for one device.
+    static func matches(_ template: [Level], _ topic: [Substring], _ device: String, _ groups: [String]) -> Bool {
+        if let first = template.first, first == .plus || first == .hash, topic.first?.hasPrefix("$") ?? false { return false }
+        var i = 0
+        while i < template.count {
+            switch template[i] {
+            case .hash: return topic.count >= i
+            case .plus: guard i < topic.count else { return false }
+            case .literal(let text): guard i < topic.count, topic[i] == text else { return false }
+            case .deviceID: guard i < topic.count, topic[i] == device else { return false }
+            case .group:
+                guard i < topic.count, groups.contains(where: { topic[i] == $0 && ResourcePattern.isTopicLevel($0) }) else { return false }
+            case .mixed(let text):
+                guard i < topic.count else { return false }
+                let candidates = text.contains("${device.groups}")
+                    ? groups.filter(ResourcePattern.isTopicLevel).map { PolicyDocument.substitute(text, deviceID: device, group: $0) }
+                    : [PolicyDocument.substitute(text, deviceID: device)]
+                guard candidates.contains(where: { topic[i] == $0 }) else { return false }
+            }
+            i += 1
+        }
+        return topic.count == template.count
+    }
+
+    /// Mosquitto refuses every client publish to a topic starting with `$SYS` except bridge state.
+    static func brokerRefusesPublish(_ topic: String) -> Bool {
+        topic.hasPrefix("$SYS") && !TopicFilter.matches("$SYS/broker/connection/+/state", topic)
+    }
+
+    // MARK: Explained decisions
+
+    /// Decides `action` by `principal` on `resource` (`client:…`, `topic:…`, `device:…`, `firmware:…`), with the
+    /// deciding statements.
     public func decide(principal: PolicyPrincipal, action: String, resource: String) throws -> Decision {
         let request = try ResourcePattern.parse(resource, at: "request")
         guard !request.usesDeviceID else { throw WardenError.badInput("request resource '\(resource)' must not use variables") }
         return decide(principal: principal, action: action, request: request)
     }
 
-    func decide(principal: PolicyPrincipal, action: String, request: ResourcePattern) -> Decision {
-        let filter = request.template
-        var denies: [String] = []
-        var allows: [(sid: String, filter: String)] = []
-        for statement in byAction[action] ?? [] {
-            guard statement.principals.contains(where: { $0.matches(principal) }) else { continue }
-            for pattern in statement.resources where pattern.kind == request.kind {
-                guard let granted = pattern.filter(deviceID: principal.deviceID) else { continue }
-                if statement.effect == .deny {
-                    if TopicFilter.intersects(granted, filter), !denies.contains(statement.sid) { denies.append(statement.sid) }
-                } else if TopicFilter.intersects(granted, filter) {
-                    allows.append((statement.sid, granted))
+    /// One applicable (statement, concrete filter) pair.
+    struct Grant {
+        var sid: String
+        var effect: PolicyDocument.Effect
+        var filter: String
+    }
+
+    func grants(_ principal: PolicyPrincipal, _ action: String, kind: ResourceKind) -> [Grant] {
+        guard let index = byAction[action] else { return [] }
+        var result: [Grant] = []
+        for number in applicable(index, principal) {
+            let statement = index.statements[number]
+            for resource in statement.resources where resource.pattern.kind == kind {
+                let filters: [String]
+                switch principal {
+                case .role:
+                    if resource.pattern.usesDeviceID { continue }
+                    filters = [resource.pattern.template]
+                case .device(let id, let groups):
+                    filters = resource.pattern.filters(deviceID: id, groups: groups)
                 }
+                for filter in filters { result.append(Grant(sid: statement.sid, effect: statement.effect, filter: filter)) }
             }
         }
+        return result
+    }
+
+    func decide(principal: PolicyPrincipal, action: String, request: ResourcePattern) -> Decision {
+        let filter = request.template
         let what = "\(principal) \(action) \(request.text)"
-        if !denies.isEmpty {
-            return Decision(
-                effect: .deny, decidingStatements: denies, reason: .explicitDeny,
-                detail: "\(what): denied by statement(s) \(denies.joined(separator: ", "))")
+        let grants = self.grants(principal, action, kind: request.kind)
+        func sids(_ list: [Grant]) -> [String] {
+            var result: [String] = []
+            for grant in list where !result.contains(grant.sid) { result.append(grant.sid) }
+            return result
         }
-        var sids: [String] = []
-        for allow in allows where !sids.contains(allow.sid) { sids.append(allow.sid) }
-        if TopicFilter.covered(filter, by: allows.map(\.filter)) {
+        func deny(_ list: [Grant], _ detail: String? = nil) -> Decision {
+            let names = sids(list)
             return Decision(
-                effect: .allow, decidingStatements: sids, reason: .allowedBy,
-                detail: "\(what): allowed by statement(s) \(sids.joined(separator: ", "))")
+                effect: .deny, decidingStatements: names, reason: .explicitDeny,
+                detail: detail ?? "\(what): denied by statement(s) \(names.joined(separator: ", "))")
         }
-        let partly = sids.isEmpty ? "no statement allows it" : "statement(s) \(sids.joined(separator: ", ")) allow only part of it"
-        return Decision(effect: .deny, decidingStatements: [], reason: .defaultDeny, detail: "\(what): denied by default (\(partly))")
+        func allow(_ list: [Grant]) -> Decision {
+            let names = sids(list)
+            return Decision(
+                effect: .allow, decidingStatements: names, reason: .allowedBy,
+                detail: "\(what): allowed by statement(s) \(names.joined(separator: ", "))")
+        }
+        func defaultDeny(_ why: String) -> Decision {
+            Decision(effect: .deny, decidingStatements: [], reason: .defaultDeny, detail: "\(what): denied by default (\(why))")
+        }
+        let denies = grants.filter { $0.effect == .deny }
+        let allows = grants.filter { $0.effect == .allow }
+        if action == "mqtt:subscribe" && request.kind == .topic {
+            return decideSubscription(filter, denies: denies, allows: allows, deny: deny, allow: allow, defaultDeny: defaultDeny)
+        }
+        if action == "mqtt:publish", request.kind == .topic, !TopicFilter.hasWildcards(filter), Self.brokerRefusesPublish(filter) {
+            return Decision(
+                effect: .deny, decidingStatements: [], reason: .brokerReserved,
+                detail: "\(what): Mosquitto refuses client publishes to $SYS topics, whatever the policy")
+        }
+        let denying = denies.filter { TopicFilter.intersects($0.filter, filter) }
+        if !denying.isEmpty { return deny(denying) }
+        let overlapping = allows.filter { TopicFilter.intersects($0.filter, filter) }
+        if TopicFilter.covered(filter, by: overlapping.map(\.filter)) { return allow(overlapping) }
+        let partly = overlapping.isEmpty ? "no statement allows it" : "statement(s) \(sids(overlapping).joined(separator: ", ")) allow only part of it"
+        return defaultDeny(partly)
+    }
+
+    func decideSubscription(
+        _ filter: String, denies: [Grant], allows: [Grant], deny: ([Grant], String?) -> Decision, allow: ([Grant]) -> Decision,
+        defaultDeny: (String) -> Decision
+    ) -> Decision {
+        let patternDenies = denies.filter { !DynsecSemantics.isLiteralDeny($0.filter) }
+        let caught = denies.filter { grant in
+            DynsecSemantics.isLiteralDeny(grant.filter)
+                ? TopicFilter.matches(filter, grant.filter) : DynsecSemantics.subscribeMatch(acl: grant.filter, subscription: filter)
+        }
+        if !caught.isEmpty { return deny(caught, nil) }
+        let containing = allows.filter { DynsecSemantics.subscribeMatch(acl: $0.filter, subscription: filter) }
+        let usable = containing.filter { Self.usableForSubscribe($0.filter, patternDenies: patternDenies) }
+        if !usable.isEmpty { return allow(usable) }
+        let blocking = patternDenies.filter { deny in containing.contains { TopicFilter.intersects($0.filter, deny.filter) } }
+        if !blocking.isEmpty {
+            let names = containing.map(\.sid)
+            return deny(
+                blocking,
+                "filter '\(filter)': allow statement(s) \(names.joined(separator: ", ")) overlap deny statement(s) \(blocking.map(\.sid).joined(separator: ", ")) with wildcards, so they grant no subscription")
+        }
+        let intersecting = denies.filter { TopicFilter.intersects($0.filter, filter) }
+        if !intersecting.isEmpty { return deny(intersecting, nil) }
+        if !containing.isEmpty { return defaultDeny("'/#' grants no subscription: Mosquitto 2.0 would compare it as '#'") }
+        let overlapping = allows.filter { TopicFilter.intersects($0.filter, filter) }
+        return defaultDeny(
+            overlapping.isEmpty
+                ? "no statement allows it"
+                : "statement(s) \(overlapping.map(\.sid).joined(separator: ", ")) allow only part of it, and a subscription needs one allow that contains it")
+    }
+
+    /// Whether an allow filter may be compiled for subscriptions: it overlaps no deny filter with wildcards, and is not
+    /// `/#`.
+    static func usableForSubscribe(_ allow: String, patternDenies: [Grant]) -> Bool {
+        allow != "/#" && !patternDenies.contains { TopicFilter.intersects(allow, $0.filter) }
     }
 }
 

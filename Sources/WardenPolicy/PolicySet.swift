@@ -5,8 +5,11 @@ extension PolicyDocument {
     /// The fleet default, identical to the shipped `policies/default.json` (a test keeps them equal).
     public static let builtInDefault = PolicyDocument(
         version: 1,
-        description: "Fleet default: each device may publish only under its own up/ tree and subscribe to and receive only its own down/ tree. Everything else is denied by default.",
+        description: "Fleet default: each device may connect as itself, publish only under its own up/ tree and subscribe to and receive only its own down/ tree. Everything else is denied by default.",
         statements: [
+            Statement(
+                sid: "device-connect-self", effect: .allow, principals: ["device:*"], actions: ["mqtt:connect"],
+                resources: ["client:${device.id}"]),
             Statement(
                 sid: "device-publish-own-up", effect: .allow, principals: ["device:*"], actions: ["mqtt:publish"],
                 resources: ["topic:d/${device.id}/up/#"]),
