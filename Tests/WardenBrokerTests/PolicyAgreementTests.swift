@@ -74,6 +74,28 @@ struct AgreementGenerator {
         return filter.isEmpty ? "+" : filter
     }
 
+    /// A request near one of the policy's own topic filters, so allows and denies are actually hit: variables
+    /// substituted (usually for the requesting device), wildcards specialised or kept, sometimes generalised.
+    mutating func derived(from document: PolicyDocument, device: String, groups: [String], name: Bool) -> String? {
+        let templates = document.statements.flatMap(\.resources).filter { $0.hasPrefix("topic:") }.map { String($0.dropFirst(6)) }
+        guard !templates.isEmpty else { return nil }
+        var levels: [String] = []
+        for level in pick(templates).split(separator: "/", omittingEmptySubsequences: false).map(String.init) {
+            switch level {
+            case "${device.id}", "${cert.cn}": levels.append(chance(80) ? device : pick(Self.ids))
+            case "${device.groups}": levels.append(groups.isEmpty || chance(20) ? pick(Self.groups) : pick(groups))
+            case "+": levels.append(name || chance(50) ? pick(["a", "b", "", "x", device]) : "+")
+            case "#":
+                if !name && chance(50) { levels.append("#"); break }
+                for _ in 0..<Int.random(in: 0...2, using: &rng) { levels.append(pick(["a", "b", "", "x"])) }
+                if !name && chance(30) { levels.append("+") }
+            default: levels.append(!name && chance(10) && !level.hasPrefix("$") ? "+" : level)
+            }
+        }
+        let text = levels.joined(separator: "/")
+        return text.isEmpty ? nil : text
+    }
+
     mutating func statement(_ number: Int) -> PolicyDocument.Statement {
         let effect: PolicyDocument.Effect = chance(35) ? .deny : .allow
         var principals = [pick(["device:*", "device:*", "group:g1", "group:g2", "device:" + pick(Self.ids)])]
@@ -257,8 +279,15 @@ struct PolicyAgreementTests {
         struct Planned: Sendable { var device: Int; var action: String; var resource: String }
         var planned: [Planned] = []
         for (index, device) in devices.enumerated() where device.connects {
-            for _ in 0..<14 { planned.append(Planned(device: index, action: "mqtt:publish", resource: generator.topicName(dollar: generator.pick(["$x", "$SYS"])))) }
-            for _ in 0..<14 { planned.append(Planned(device: index, action: "mqtt:subscribe", resource: generator.subscriptionFilter())) }
+            let document = policies[device.policy]
+            for _ in 0..<14 {
+                let near = generator.chance(60) ? generator.derived(from: document, device: device.id, groups: device.groups, name: true) : nil
+                planned.append(Planned(device: index, action: "mqtt:publish", resource: near ?? generator.topicName(dollar: generator.pick(["$x", "$SYS"]))))
+            }
+            for _ in 0..<14 {
+                let near = generator.chance(60) ? generator.derived(from: document, device: device.id, groups: device.groups, name: false) : nil
+                planned.append(Planned(device: index, action: "mqtt:subscribe", resource: near ?? generator.subscriptionFilter()))
+            }
         }
         let usernames = devices.map { "p\($0.policy)-\($0.id)" }
         let outcomes = try await withThrowingTaskGroup(of: [(Int, Bool)].self) { group in
@@ -293,9 +322,12 @@ struct PolicyAgreementTests {
 
         // Receive: every rx twin subscribes to everything; the admin publishes each topic once; a delivery is a receive.
         var receiveTopics: [String] = []
-        while receiveTopics.count < 14 {
-            let topic = generator.topicName(dollar: "$x")
-            if !receiveTopics.contains(topic) { receiveTopics.append(topic) }
+        while receiveTopics.count < 30 {
+            let device = generator.pick(devices)
+            let near = generator.chance(70) ? generator.derived(from: policies[device.policy], device: device.id, groups: device.groups, name: true) : nil
+            let topic = near ?? generator.topicName(dollar: "$x")
+            // The admin cannot publish to $SYS (the broker refuses every client), so receive is observed on the rest.
+            if !receiveTopics.contains(topic) && !topic.hasPrefix("$SYS") { receiveTopics.append(topic) }
         }
         var logs: [(Int, MQTTClient, MessageLog)] = []
         for (index, device) in devices.enumerated() where device.connects {
