@@ -27,6 +27,8 @@ let package = Package(
         .library(name: "WardenAuthority", targets: ["WardenAuthority"]),
         .executable(name: "warden-agent", targets: ["warden-agent"]),
         .library(name: "EdgeCore", targets: ["EdgeCore"]),
+        // For Benchmarks/PolicyBenchmarks.
+        .library(name: "WardenPolicy", targets: ["WardenPolicy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
