@@ -24,9 +24,13 @@ public enum BrokerPush {
             let dynsec = try DynsecClient(layout: layout, identity: .cli)
             defer { Task { await dynsec.close() } }
             let policies = try PolicyRelease.inForce(home: authority.home.path, registry: authority.registry).documents
-            try await BrokerSync(authority: authority, policies: policies).add(deviceID, groups: groups, via: dynsec)
+            let connects = try await BrokerSync(authority: authority, policies: policies).add(deviceID, groups: groups, via: dynsec)
             await dynsec.close()
-            return Outcome(notes: ["broker: client and role created for \(deviceID)"])
+            return Outcome(notes: [
+                connects
+                    ? "broker: client and role created for \(deviceID)"
+                    : "broker: the policies in force do not let \(deviceID) connect (mqtt:connect); it has no broker client"
+            ])
         } catch {
             return Outcome(notes: ["warning: broker not updated (\(error)); 'warden serve' repairs it at start"])
         }
@@ -69,13 +73,21 @@ public enum BrokerPush {
                 throw error
             }
             await dynsec.close()
-            return Outcome(notes: [
-                report.rewritten.isEmpty
-                    ? "broker: no device role changed"
-                    : "broker: rewrote the roles of \(report.rewritten.count) device(s): \(report.rewritten.prefix(20).joined(separator: ", "))\(report.rewritten.count > 20 ? ", …" : "")"
-            ])
+            var notes: [String] = []
+            if report.rewritten.isEmpty && report.removed.isEmpty { notes.append("broker: no device role changed") }
+            if !report.rewritten.isEmpty {
+                notes.append("broker: rewrote the roles of \(report.rewritten.count) device(s): \(Self.list(report.rewritten))")
+            }
+            if !report.removed.isEmpty {
+                notes.append("broker: removed \(report.removed.count) device(s) the policies no longer let connect: \(Self.list(report.removed))")
+            }
+            return Outcome(notes: notes)
         } catch {
             return Outcome(notes: ["warning: broker not updated (\(error)); 'warden serve' rewrites the roles when it notices the new version"])
         }
+    }
+
+    static func list(_ ids: [String]) -> String {
+        ids.prefix(20).joined(separator: ", ") + (ids.count > 20 ? ", …" : "")
     }
 }

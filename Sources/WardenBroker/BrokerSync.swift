@@ -5,11 +5,16 @@ import WardenPolicy
 import WardenStore
 
 /// Keeps the broker's dynamic-security clients and roles equal to the registry and the policies.
+///
+/// An active device gets a client and its compiled role only if the policies let it connect (`mqtt:connect` on
+/// `client:<id>`, ``DynsecCompiler/mayConnect(deviceID:groups:documents:)``); otherwise it gets no client at all.
 public struct BrokerSync: Sendable {
     /// The registry, the source of truth for which devices are active and their groups.
     public let registry: Registry
     /// Policy documents in force.
     public let policies: [PolicyDocument]
+    /// The documents compiled once for the whole fleet.
+    let evaluator: PolicyEvaluator
 
     /// Creates a sync for `authority`'s registry under `policies`.
     public init(authority: Authority, policies: [PolicyDocument]) {
@@ -20,6 +25,7 @@ public struct BrokerSync: Sendable {
     public init(registry: Registry, policies: [PolicyDocument]) {
         self.registry = registry
         self.policies = policies
+        self.evaluator = PolicyEvaluator(documents: policies)
     }
 
     /// What a reconcile changed.
@@ -28,15 +34,39 @@ public struct BrokerSync: Sendable {
         public var created: [String] = []
         /// Devices whose role drifted and was rewritten.
         public var repaired: [String] = []
-        /// Clients removed because the registry does not have them active.
+        /// Clients removed because the registry does not have them active or the policies do not let them connect.
         public var removed: [String] = []
         /// Devices whose role was rewritten because the policies changed.
         public var rewritten: [String] = []
     }
 
-    /// Adds (or rewrites) the client and role of an active device.
-    public func add(_ deviceID: String, groups: [String], via dynsec: DynsecClient) async throws {
-        try await rewrite([(deviceID, DynsecCompiler.role(for: deviceID, groups: groups, documents: policies))], via: dynsec)
+    /// The broker role of a device under `evaluator`, or nil when the policies do not let it connect.
+    static func role(for deviceID: String, groups: [String], evaluator: PolicyEvaluator) -> DynsecRole? {
+        guard evaluator.allows(device: deviceID, groups: groups, action: "mqtt:connect", name: deviceID) else { return nil }
+        return DynsecCompiler.role(for: deviceID, groups: groups, evaluator: evaluator)
+    }
+
+    /// The broker role of a device under ``policies``, or nil when they do not let it connect.
+    public func role(for deviceID: String, groups: [String]) -> DynsecRole? {
+        Self.role(for: deviceID, groups: groups, evaluator: evaluator)
+    }
+
+    /// Whether the policies let the device connect (so it should have a broker client).
+    func mayConnect(_ deviceID: String, groups: [String]) -> Bool {
+        evaluator.allows(device: deviceID, groups: groups, action: "mqtt:connect", name: deviceID)
+    }
+
+    /// Adds (or rewrites) the client and role of an active device; removes its client instead when the policies do
+    /// not let it connect.
+    /// - Returns: whether the device now has a client.
+    @discardableResult
+    public func add(_ deviceID: String, groups: [String], via dynsec: DynsecClient) async throws -> Bool {
+        guard let role = role(for: deviceID, groups: groups) else {
+            try await remove(deviceID, via: dynsec)
+            return false
+        }
+        try await rewrite([(deviceID, role)], via: dynsec)
+        return true
     }
 
     /// Replaces the client and role of each device in ONE control message, so the broker applies all of it between
@@ -71,8 +101,9 @@ public struct BrokerSync: Sendable {
         let active = try registry.devices(status: .active)
         let clients = Set(try await dynsec.execute([.listClients]).first?.names ?? [])
         var report = Report()
-        let wanted = Set(active.map(\.id))
-        for device in active where !clients.contains(device.id) {
+        let allowed = active.filter { mayConnect($0.id, groups: $0.groups) }
+        let wanted = Set(allowed.map(\.id))
+        for device in allowed where !clients.contains(device.id) {
             try await add(device.id, groups: device.groups, via: dynsec)
             report.created.append(device.id)
         }
@@ -99,8 +130,8 @@ public struct BrokerSync: Sendable {
         var report = Report()
         var wanted = Set<String>()
         for device in active {
+            guard let role = role(for: device.id, groups: device.groups) else { continue }
             wanted.insert(device.id)
-            let role = DynsecCompiler.role(for: device.id, groups: device.groups, documents: policies)
             if !clients.contains(device.id) || !roles.contains(role.rolename) {
                 try await add(device.id, groups: device.groups, via: dynsec)
                 report.created.append(device.id)
@@ -119,24 +150,32 @@ public struct BrokerSync: Sendable {
         return report
     }
 
-    /// After the policies changed from `previous` to ``policies``: rewrites the role of every active device whose
-    /// compiled role differs and whose broker role is not already the new one (another process may have pushed it),
-    /// with one control message to read the broker's roles and one to rewrite them.
+    /// After the policies changed from `previous` to ``policies``: for every active device whose compiled role (or
+    /// right to connect) differs, removes the client of a device that may no longer connect, and rewrites the role of
+    /// the others whose broker role is not already the new one (another process may have pushed it), with one control
+    /// message to read the broker's roles and one to rewrite them.
     public func applyPolicyChange(previous: [PolicyDocument], via dynsec: DynsecClient) async throws -> Report {
+        let before = PolicyEvaluator(documents: previous)
         var changed: [(id: String, role: DynsecRole)] = []
-        for device in try registry.devices(status: .active) {
-            let role = DynsecCompiler.role(for: device.id, groups: device.groups, documents: policies)
-            let before = DynsecCompiler.role(for: device.id, groups: device.groups, documents: previous)
-            if Set(role.acls) != Set(before.acls) { changed.append((device.id, role)) }
-        }
         var report = Report()
+        for device in try registry.devices(status: .active) {
+            let role = role(for: device.id, groups: device.groups)
+            let old = Self.role(for: device.id, groups: device.groups, evaluator: before)
+            guard role.map({ Set($0.acls) }) != old.map({ Set($0.acls) }) else { continue }
+            if let role {
+                changed.append((device.id, role))
+            } else {
+                try await remove(device.id, via: dynsec)
+                report.removed.append(device.id)
+            }
+        }
         guard !changed.isEmpty else { return report }
         let current = try await dynsec.execute(changed.map { .getRole($0.role.rolename) })
         let stale = changed.enumerated().filter { index, device in
             index >= current.count || current[index].error != nil || Set(current[index].acls) != Set(device.role.acls)
-        }.map(\.element)
+        }.map { $0.element }
         try await rewrite(stale, via: dynsec)
-        report.rewritten = stale.map(\.id)
+        report.rewritten = stale.map { $0.id }
         return report
     }
 }

@@ -12,6 +12,8 @@ import WardenTestSupport
 struct PolicyPropagationTests {
     static let wide = """
         {"version": 1, "statements": [
+          {"sid": "connect-self", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:connect"],
+           "resources": ["client:${device.id}"]},
           {"sid": "publish-own-up", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:publish"],
            "resources": ["topic:d/${device.id}/up/#"]},
           {"sid": "receive-own-down", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:subscribe", "mqtt:receive"],
@@ -21,6 +23,8 @@ struct PolicyPropagationTests {
     /// Removes publishing to up/events (only up/telemetry stays) and every down/ permission.
     static let narrow = """
         {"version": 1, "statements": [
+          {"sid": "connect-self", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:connect"],
+           "resources": ["client:${device.id}"]},
           {"sid": "publish-telemetry-only", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:publish"],
            "resources": ["topic:d/${device.id}/up/telemetry"]}
         ]}
@@ -145,5 +149,34 @@ struct PolicyPropagationTests {
         #expect(code == 135, "serve rewrote the role: \(String(describing: code))")
         #expect(started.timeIntervalSince(stored) < 1.0, "denied for a session started \(started.timeIntervalSince(stored)) s after the store")
         #expect(BrokerFleet.waitUntil(timeout: 2) { Self.text(fleet.dir.file("serve.log")).contains("policy version 1 in force") })
+    }
+
+    @Test("a device the policy no longer lets connect loses its broker client (live session dropped, nothing authorized)")
+    func connectDenied() async throws {
+        let fleet = try BrokerFleet()
+        let wide = try fleet.dir.write("wide.json", Self.wide)
+        #expect(try fleet.warden.run(["policy", "apply", wide]).status == 0)
+        let kept = try fleet.enroll("kept-01")
+        let barred = try fleet.enroll("barred-02")
+        try fleet.start()
+        let live = try await Self.session(fleet, barred, id: "barred-02")
+        let denyConnect = try fleet.dir.write("deny-connect.json", Self.wide.replacingOccurrences(
+            of: #"{"version": 1, "statements": ["#,
+            with: #"{"version": 1, "statements": [{"sid": "bar-02", "effect": "deny", "principals": ["device:barred-02"], "actions": ["mqtt:connect"], "resources": ["client:barred-02"]},"#))
+        let applied = try fleet.warden.run(["policy", "apply", denyConnect])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout.contains("barred-02"), "\(applied.stdout)")
+        #expect(BrokerFleet.waitUntil(timeout: 1.0) { !live.isConnected }, "the barred device's live session ends")
+        let layout = BrokerLayout(directory: fleet.brokerDir)
+        let dynsec = try DynsecClient(layout: layout, identity: .cli)
+        let clients = try await dynsec.execute([.listClients]).first?.names ?? []
+        await dynsec.close()
+        #expect(!clients.contains("barred-02") && clients.contains("kept-01"), "\(clients)")
+        let code = await Self.publishCode(fleet, barred, id: "barred-02", topic: "d/barred-02/up/x")
+        // Mosquitto 2.0 still completes CONNECT for a certificate-authenticated device without a dynsec client (only the
+        // CRL refuses a handshake), but with no client nothing is authorized.
+        #expect(code == 135, "no client: nothing is authorized (\(String(describing: code)))")
+        let keptCode = await Self.publishCode(fleet, kept, id: "kept-01", topic: "d/kept-01/up/x")
+        #expect(keptCode == 0 || keptCode == 16)
     }
 }

@@ -6,6 +6,8 @@ import WardenTestSupport
 struct PolicyVersionCLITests {
     static let narrow = """
         {"version": 1, "statements": [
+          {"sid": "connect-self", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:connect"],
+           "resources": ["client:${device.id}"]},
           {"sid": "publish-telemetry-only", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:publish"],
            "resources": ["topic:d/${device.id}/up/telemetry"]}
         ]}
@@ -13,6 +15,8 @@ struct PolicyVersionCLITests {
 
     static let wide = """
         {"version": 1, "statements": [
+          {"sid": "connect-self", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:connect"],
+           "resources": ["client:${device.id}"]},
           {"sid": "publish-own-up", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:publish"],
            "resources": ["topic:d/${device.id}/up/#"]},
           {"sid": "receive-own-down", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:subscribe", "mqtt:receive"],
@@ -65,7 +69,7 @@ struct PolicyVersionCLITests {
         var versions = try history(fleet)
         #expect(versions.map { $0["version"] as? Int } == [1, 2])
         #expect(versions.map { $0["active"] as? Bool } == [false, true])
-        #expect(versions.map { $0["statements"] as? Int } == [2, 1])
+        #expect(versions.map { $0["statements"] as? Int } == [3, 2])
         let digest1 = try #require(versions[0]["digest"] as? String)
         #expect(digest1.count == 64)
 
