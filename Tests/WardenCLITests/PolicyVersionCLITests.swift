@@ -46,6 +46,15 @@ struct PolicyVersionCLITests {
         _ = try fleet.dir.write("narrow/fleet.json", Self.narrow)
         // Nothing stored: explain uses the built-in default (own up/ tree allowed).
         #expect(try explain(fleet, "d/pump-001/up/events") == "allow")
+        // explain's default set also holds the operator roles the admin API enforces.
+        for (principal, action, decision) in [
+            ("role:auditor", "api:audit.read", "allow"), ("role:auditor", "api:device.enroll", "deny"),
+            ("device:pump-001", "api:audit.read", "deny"),
+        ] {
+            let result = try fleet.run("policy", "explain", "--principal", principal, "--action", action, "--resource", "device:*", "--json")
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            #expect(object?["decision"] as? String == decision, "\(principal) \(action): \(result.combined)")
+        }
 
         let first = try fleet.run("policy", "apply", wide)
         #expect(first.status == 0, "\(first.stderr)")
