@@ -4,6 +4,12 @@ import WardenPKI
 import WardenStore
 
 extension Authority {
+    /// The same authority acting for someone else, e.g. the operator behind an admin API request, so the audit log
+    /// records who asked.
+    public func acting(as actor: String) -> Authority {
+        Authority(home: home, registry: registry, ca: ca, actor: actor)
+    }
+
     /// Default validity of an operator certificate.
     public static let defaultOperatorValidity = WardenDuration(seconds: 90 * 86_400)
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WardenAuthority
+import WardenBroker
 import WardenCore
 import WardenPKI
 import WardenTestSupport
@@ -55,6 +56,8 @@ struct AdminAPITests {
             #expect(enrolled.status == 201, "\(enrolled.text)")
             #expect(enrolled.text.contains("BEGIN CERTIFICATE"))
             #expect(try harness.authority.registry.device("pump-api-02")?.status == .active)
+            let enrollEvent = try harness.authority.registry.auditEvents(deviceID: "pump-api-02").first { $0.action == "device.enroll" }
+            #expect(enrollEvent?.actor == "api:warden-op-adam (role:admin)", "the audit names the operator: \(String(describing: enrollEvent))")
             let list = try await harness.curl(auth(auditor), url: harness.https + "/api/v1/devices")
             #expect(list.status == 200 && list.text.contains("pump-api-02"), "\(list.text)")
 
@@ -86,7 +89,7 @@ struct AdminAPITests {
         await harness.stop()
     }
 
-    @Test("a revoked operator certificate is refused; a forged role (cert role not the recorded one) never authenticates")
+    @Test("a revoked operator certificate is refused; an operator CN without a recorded certificate and role never authenticates")
     func revokedOperator() async throws {
         let harness = try await ServerHarness.start()
         do {
@@ -97,14 +100,39 @@ struct AdminAPITests {
             let refused = try await harness.curl(["--cert", admin.chain, "--key", admin.key], url: url)
             #expect(MutualTLSTests.refused(refused), "revoked operator: \(refused.status) \(refused.text)")
             #expect(refused.status != 200)
-            // A certificate with the operator CN but not recorded (another CA issued nothing here; simulate with a
-            // device-profile service certificate named warden-op-mallory): refused.
+            // A certificate from the same CA with an operator CN but no role and no operator record (a service
+            // certificate named warden-op-mallory): refused.
             let service = try harness.authority.ca.issueServiceCertificate(
                 commonName: "warden-op-mallory", purposes: [.client], validity: WardenDuration(seconds: 3600), now: Date())
             let chain = try harness.directory.write("mallory.pem", service.chainPEM)
             let key = try harness.directory.write("mallory.key", service.privateKeyPEM)
             let mallory = try await harness.curl(["--cert", chain, "--key", key], url: url)
             #expect(MutualTLSTests.refused(mallory), "unrecorded operator CN: \(mallory.status) \(mallory.text)")
+        } catch {
+            Issue.record(error)
+        }
+        await harness.stop()
+    }
+
+    @Test("a newly applied policy version narrows a role at once (deny wins over the built-in admin grant)")
+    func policyVersionReload() async throws {
+        let harness = try await ServerHarness.start()
+        do {
+            let admin = try issueOperator(harness, name: "ada", role: "admin")
+            let url = harness.https + "/api/v1/devices"
+            let auth = ["--cert", admin.chain, "--key", admin.key]
+            #expect(try await harness.curl(auth, url: url).status == 200)
+            let narrowing = try harness.directory.write("no-list.json", #"""
+                {"version":1,"statements":[
+                  {"sid":"connect-self","effect":"allow","principals":["device:*"],"actions":["mqtt:connect"],"resources":["client:${device.id}"]},
+                  {"sid":"admins-no-list","effect":"deny","principals":["role:admin"],"actions":["api:device.list"],"resources":["device:*"]}
+                ]}
+                """#)
+            _ = try PolicyRelease.apply(path: narrowing, home: harness.authority.home.path, registry: harness.authority.registry, actor: "test", now: Date())
+            let denied = try await harness.curl(auth, url: url)
+            #expect(denied.status == 403, "\(denied.text)")
+            #expect(json(denied)["statements"] as? [String] == ["admins-no-list"], "\(denied.text)")
+            #expect(try await harness.curl(auth, url: harness.https + "/api/v1/audit").status == 200)
         } catch {
             Issue.record(error)
         }

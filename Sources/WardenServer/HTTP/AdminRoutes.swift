@@ -55,6 +55,12 @@ struct AdminRoutes {
         try Self.json(try authority.registry.devices())
     }
 
+    /// The authority acting for the request's operator: the audit log names the certificate's CN and role.
+    func acting(_ context: WardenRequestContext) -> Authority {
+        guard let peer = context.peer else { return authority }
+        return authority.acting(as: "api:\(peer.deviceID)" + (peer.role.map { " (role:\($0))" } ?? ""))
+    }
+
     func deviceID(_ context: WardenRequestContext) throws -> DeviceID {
         let text = context.parameters.get("id") ?? ""
         do {
@@ -77,7 +83,7 @@ struct AdminRoutes {
             groups.append(group)
         }
         do {
-            let issued = try authority.enroll(
+            let issued = try acting(context).enroll(
                 id, csr: csr, csrSource: "request body", groups: groups, validity: nil, now: Date())
             context.logger.info("API enrollment", metadata: ["device": "\(id)", "serial": "\(issued.serial)", "by": "\(context.peer?.deviceID ?? "-")"])
             return Response(
@@ -108,7 +114,7 @@ struct AdminRoutes {
         let now = Date()
         let result: Authority.RevocationResult
         do {
-            result = try authority.revoke(id, reason: reason, now: now)
+            result = try acting(context).revoke(id, reason: reason, now: now)
         } catch let error as WardenError {
             switch error.code {
             case .notFound: throw WardenHTTPError(.notFound, error.message)
