@@ -21,7 +21,7 @@ import WardenCore
 public struct PolicyEvaluator: Sendable {
     /// One level of a topic template.
     enum Level: Sendable, Equatable {
-        case literal(Substring)
+        case literal([UInt8])
         case plus
         case hash
         case deviceID
@@ -45,7 +45,7 @@ public struct PolicyEvaluator: Sendable {
     }
 
     /// The statements of one action, indexed by principal.
-    struct ActionIndex: Sendable {
+    struct IndexBuilder {
         var statements: [Compiled] = []
         var anyDevice: [Int] = []
         var byDevice: [String: [Int]] = [:]
@@ -53,12 +53,37 @@ public struct PolicyEvaluator: Sendable {
         var byRole: [String: [Int]] = [:]
     }
 
-    let byAction: [String: ActionIndex]
+    /// The statements of one action, indexed by principal (a class, so a lookup copies one reference).
+    final class ActionIndex: Sendable {
+        let action: String
+        let statements: [Compiled]
+        let anyDevice: [Int]
+        let byDevice: [String: [Int]]
+        let byGroup: [String: [Int]]
+        let byRole: [String: [Int]]
+
+        init(action: String, _ builder: IndexBuilder) {
+            self.action = action
+            statements = builder.statements
+            anyDevice = builder.anyDevice
+            byDevice = builder.byDevice
+            byGroup = builder.byGroup
+            byRole = builder.byRole
+        }
+    }
+
+    /// Indexes by action; few actions, so a linear scan with `==` on short strings beats hashing.
+    let indexes: [ActionIndex]
+
+    func index(_ action: String) -> ActionIndex? {
+        for index in indexes where index.action == action { return index }
+        return nil
+    }
 
     /// Compiles `documents` (already validated by `PolicyDocument.parse`). Sids are qualified by the document's source
     /// only when two documents repeat one.
     public init(documents: [PolicyDocument], sources: [String]? = nil) {
-        var index: [String: ActionIndex] = [:]
+        var index: [String: IndexBuilder] = [:]
         var sidCount: [String: Int] = [:]
         for document in documents { for statement in document.statements { sidCount[statement.sid, default: 0] += 1 } }
         for (position, document) in documents.enumerated() {
@@ -70,7 +95,7 @@ public struct PolicyEvaluator: Sendable {
                 for action in Set(statement.actions) {
                     let applicable = resources.filter { $0.applies(to: action) }.map { Resource(pattern: $0, levels: Self.levels($0.template)) }
                     guard !applicable.isEmpty else { continue }
-                    var entry = index[action] ?? ActionIndex()
+                    var entry = index[action] ?? IndexBuilder()
                     let number = entry.statements.count
                     entry.statements.append(
                         Compiled(sid: sid, source: source, effect: statement.effect, condition: statement.when, resources: applicable))
@@ -88,7 +113,7 @@ public struct PolicyEvaluator: Sendable {
                 }
             }
         }
-        byAction = index
+        indexes = index.keys.sorted().map { ActionIndex(action: $0, index[$0]!) }
     }
 
     static func levels(_ template: String) -> [Level] {
@@ -98,7 +123,7 @@ public struct PolicyEvaluator: Sendable {
             case "#": return .hash
             case "${device.id}", "${cert.cn}": return .deviceID
             case "${device.groups}": return .group
-            default: return level.contains("${") ? .mixed(String(level)) : .literal(level)
+            default: return level.contains("${") ? .mixed(String(level)) : .literal(Array(level.utf8))
             }
         }
     }
@@ -123,53 +148,88 @@ public struct PolicyEvaluator: Sendable {
 
     /// Whether `device` (in `groups`) may do `action` on the topic name (or, for `mqtt:connect`, client id) `name`:
     /// the decision of ``decide(principal:action:resource:)`` without its explanation. `name` must not contain `+` or
-    /// `#`; for other requests use ``decide(principal:action:resource:)``.
+    /// `#`; for other requests use ``decide(principal:action:resource:)``. No allocation for native strings.
     public func allows(device: String, groups: [String], action: String, name: String) -> Bool {
         if action == "mqtt:publish", Self.brokerRefusesPublish(name) { return false }
-        guard let index = byAction[action] else { return false }
-        let topic = name.split(separator: "/", omittingEmptySubsequences: false)
-        var allowed = false
-        func visit(_ numbers: [Int]) -> Bool {
-            for number in numbers {
-                let statement = index.statements[number]
-                if statement.effect == .allow && allowed { continue }
-                if let condition = statement.condition, !condition.holds(deviceID: device, groups: groups) { continue }
-                for resource in statement.resources where Self.matches(resource.levels, topic, device, groups) {
-                    if statement.effect == .deny { return true }
-                    allowed = true
-                    break
+        guard let index = index(action) else { return false }
+        var topic = name
+        var id = device
+        return topic.withUTF8 { topicBytes in
+            id.withUTF8 { idBytes in
+                var allowed = false
+                if Self.scan(index.anyDevice, index, topicBytes, idBytes, device, groups, &allowed) { return false }
+                if !index.byDevice.isEmpty, let numbers = index.byDevice[device], Self.scan(numbers, index, topicBytes, idBytes, device, groups, &allowed) {
+                    return false
                 }
+                if !index.byGroup.isEmpty {
+                    for group in groups {
+                        if let numbers = index.byGroup[group], Self.scan(numbers, index, topicBytes, idBytes, device, groups, &allowed) { return false }
+                    }
+                }
+                return allowed
             }
-            return false
         }
-        if visit(index.anyDevice) { return false }
-        if let numbers = index.byDevice[device], visit(numbers) { return false }
-        for group in groups { if let numbers = index.byGroup[group], visit(numbers) { return false } }
-        return allowed
     }
 
-    /// Whether a template matches a topic name (MQTT matching with the `$` rule) for one device.
-    static func matches(_ template: [Level], _ topic: [Substring], _ device: String, _ groups: [String]) -> Bool {
-        if let first = template.first, first == .plus || first == .hash, topic.first?.hasPrefix("$") ?? false { return false }
-        var i = 0
-        while i < template.count {
-            switch template[i] {
-            case .hash: return topic.count >= i
-            case .plus: guard i < topic.count else { return false }
-            case .literal(let text): guard i < topic.count, topic[i] == text else { return false }
-            case .deviceID: guard i < topic.count, topic[i] == device else { return false }
+    /// Visits statements: true when a deny matches; sets `allowed` when an allow does.
+    @inline(__always)
+    static func scan(
+        _ numbers: [Int], _ index: ActionIndex, _ topic: UnsafeBufferPointer<UInt8>, _ id: UnsafeBufferPointer<UInt8>, _ device: String,
+        _ groups: [String], _ allowed: inout Bool
+    ) -> Bool {
+        for number in numbers {
+            let deny = index.statements[number].effect == .deny
+            if !deny && allowed { continue }
+            if let condition = index.statements[number].condition, !condition.holds(deviceID: device, groups: groups) { continue }
+            for resource in index.statements[number].resources where matches(resource.levels, topic, id, device, groups) {
+                if deny { return true }
+                allowed = true
+                break
+            }
+        }
+        return false
+    }
+
+    /// Whether a template matches a topic name given as UTF-8 bytes (MQTT matching with the `$` rule) for one device.
+    static func matches(
+        _ template: [Level], _ topic: UnsafeBufferPointer<UInt8>, _ id: UnsafeBufferPointer<UInt8>, _ device: String, _ groups: [String]
+    ) -> Bool {
+        let slash = UInt8(ascii: "/")
+        if let first = template.first, first == .plus || first == .hash, topic.first == UInt8(ascii: "$") { return false }
+        var start = 0  // start of the next topic level; topic.count + 1 once every level is consumed
+        for level in template {
+            if case .hash = level { return true }
+            guard start <= topic.count else { return false }
+            var end = start
+            while end < topic.count && topic[end] != slash { end += 1 }
+            switch level {
+            case .hash, .plus: break
+            case .literal(let bytes): guard equal(bytes, topic, start, end) else { return false }
+            case .deviceID: guard equal(id, topic, start, end) else { return false }
             case .group:
-                guard i < topic.count, groups.contains(where: { topic[i] == $0 && ResourcePattern.isTopicLevel($0) }) else { return false }
+                guard groups.contains(where: { $0.utf8.count == end - start && $0.utf8.elementsEqual(topic[start..<end]) && ResourcePattern.isTopicLevel($0) })
+                else { return false }
             case .mixed(let text):
-                guard i < topic.count else { return false }
+                let found = String(decoding: topic[start..<end], as: UTF8.self)
                 let candidates = text.contains("${device.groups}")
                     ? groups.filter(ResourcePattern.isTopicLevel).map { PolicyDocument.substitute(text, deviceID: device, group: $0) }
                     : [PolicyDocument.substitute(text, deviceID: device)]
-                guard candidates.contains(where: { topic[i] == $0 }) else { return false }
+                guard candidates.contains(found) else { return false }
             }
+            start = end + 1
+        }
+        return start == topic.count + 1
+    }
+
+    @inline(__always)
+    static func equal<C: Collection<UInt8>>(_ bytes: C, _ topic: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+        guard bytes.count == end - start else { return false }
+        var i = start
+        for byte in bytes {
+            if topic[i] != byte { return false }
             i += 1
         }
-        return topic.count == template.count
+        return true
     }
 
     /// Mosquitto refuses every client publish to a topic starting with `$SYS` except bridge state.
@@ -195,7 +255,7 @@ public struct PolicyEvaluator: Sendable {
     }
 
     func grants(_ principal: PolicyPrincipal, _ action: String, kind: ResourceKind) -> [Grant] {
-        guard let index = byAction[action] else { return [] }
+        guard let index = index(action) else { return [] }
         var result: [Grant] = []
         for number in applicable(index, principal) {
             let statement = index.statements[number]
