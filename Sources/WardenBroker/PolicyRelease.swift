@@ -88,14 +88,22 @@ public enum PolicyRelease {
         _ stored: [StoredPolicyDocument], documents: [PolicyDocument], sources: [String], origin: String, action: String,
         home: String, registry: Registry, actor: String, now: Date, extra: [String: String] = [:]
     ) throws -> Result {
-        let previous = try inForce(home: home, registry: registry)
+        // A previous version this build can no longer read must not block the fix: diff against nothing then.
+        let previous: PolicySet
+        var unreadable: String?
+        do {
+            previous = try inForce(home: home, registry: registry)
+        } catch let error as WardenError where error.code == .badInput {
+            previous = PolicySet(documents: [], sources: [], origin: .builtIn)
+            unreadable = error.message
+        }
         let changes = PolicyDiff.diff(old: previous.documents, new: documents)
         let findings = PolicyLint.check(documents, sources: sources)
         var details = extra
         details["gains"] = String(changes.filter { $0.change == "gain" }.count)
         details["losses"] = String(changes.filter { $0.change == "loss" }.count)
         details["changes"] = summary(changes)
-        details["previous"] = previous.origin.description
+        details["previous"] = unreadable.map { "unreadable (\($0))" } ?? previous.origin.description
         let outcome = try registry.storePolicyVersion(
             stored, statements: documents.reduce(0) { $0 + $1.statements.count }, origin: origin, action: action,
             details: details, actor: actor, now: now)

@@ -139,4 +139,21 @@ struct PolicyVersionCLITests {
         #expect(try fleet.run("policy", "apply", good).status == 0)
         #expect(try fleet.count("policy_versions") == 1)
     }
+
+    @Test("a stored version this build cannot read fails closed (explain exit 2 naming it) and a new apply repairs it")
+    func unreadableStoredVersion() throws {
+        let fleet = try Fleet()
+        let wide = try fleet.dir.write("wide.json", Self.wide)
+        let narrow = try fleet.dir.write("narrow.json", Self.narrow)
+        #expect(try fleet.run("policy", "apply", wide).status == 0)
+        let corrupted = try WardenProcess.launch("sqlite3", [fleet.registry, "UPDATE policy_documents SET bytes = X'7b7b' WHERE version = 1;"])
+        #expect(corrupted.status == 0, "\(corrupted.stderr)")
+        let explained = try fleet.run(
+            "policy", "explain", "--principal", "device:pump-001", "--action", "mqtt:publish", "--resource", "topic:d/pump-001/up/x")
+        #expect(explained.status == 2, "\(explained.combined)")
+        #expect(explained.stderr.contains("policy v1/wide.json"), "\(explained.stderr)")
+        let repaired = try fleet.run("policy", "apply", narrow)
+        #expect(repaired.status == 0, "\(repaired.stderr)")
+        #expect(try explain(fleet, "d/pump-001/up/telemetry") == "allow")
+    }
 }
