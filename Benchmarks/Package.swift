@@ -45,3 +45,16 @@ package.targets += [
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     )
 ]
+
+// Policy: decisions per second with 10,000 devices and 100 statements (Cedar reference: scripts/bench-cedar.py).
+package.targets += [
+    .executableTarget(
+        name: "PolicyBenchmarks",
+        dependencies: [
+            .product(name: "Benchmark", package: "benchmark"),
+            .product(name: "WardenPolicy", package: "warden"),
+        ],
+        path: "Benchmarks/PolicyBenchmarks",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+]
