@@ -13,7 +13,8 @@ public struct PolicyFinding: Sendable, Equatable, Codable {
 /// Lints validated documents (all in force together).
 ///
 /// - `cross-device`: an allow for devices whose topic filter, for one device, can match a topic in another device's
-///   namespace. Namespaces are `d/${device.id}/#` and every topic template of the documents that uses `${device.id}`.
+///   namespace. Namespaces are `d/${device.id}/#` and every topic template of the documents that uses `${device.id}`
+///   or `${cert.cn}` (not `${device.groups}` alone: group topics are shared by design).
 /// - `reserved-topic`: an allow whose topic filter can match a `$CONTROL/…` or `$SYS/…` topic.
 /// - `never-matches`: a statement none of whose (action, resource) pairs can apply (an `mqtt:` action only applies to
 ///   `topic:` resources, an `api:` action only to `device:`/`firmware:`; `${device.id}` never applies to `role:`).
@@ -29,7 +30,9 @@ public enum PolicyLint {
         for document in documents {
             for statement in document.statements {
                 for resource in statement.resources {
-                    if let pattern = try? ResourcePattern.parse(resource, at: ""), pattern.kind == .topic, pattern.usesDeviceID {
+                    // Group topics (${device.groups} alone) are shared by design, not a device's namespace.
+                    if let pattern = try? ResourcePattern.parse(resource, at: ""), pattern.kind == .topic,
+                        pattern.template.contains("${device.id}") || pattern.template.contains("${cert.cn}") {
                         namespaces.insert(pattern.template)
                     }
                 }

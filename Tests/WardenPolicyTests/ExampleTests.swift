@@ -35,8 +35,25 @@ struct ExampleTests {
     @Test("a directory loads every *.json in name order; a missing path is bad input")
     func directory() throws {
         let loaded = try PolicyDocument.load(path: PolicyTests.repository.appendingPathComponent("policies/examples").path)
-        #expect(loaded.map { URL(fileURLWithPath: $0.source).lastPathComponent } == ["pumps-after.json", "pumps-before.json", "wide-open.json"])
+        #expect(loaded.map { URL(fileURLWithPath: $0.source).lastPathComponent } == ["groups-and-conditions.json", "pumps-after.json", "pumps-before.json", "wide-open.json"])
         #expect(throws: WardenError.self) { try PolicyDocument.load(path: "/nonexistent/policy.json") }
+    }
+
+    @Test("groups-and-conditions.json: quarantine refuses connect, group topics per group, a denied topic name under an allowed tree")
+    func groupsAndConditions() throws {
+        let documents = try PolicyDocument.load(path: examples("groups-and-conditions.json")).map(\.document)
+        #expect(PolicyLint.check(documents, sources: ["example"]).isEmpty)
+        let evaluator = PolicyEvaluator(documents: documents)
+        let pump = PolicyPrincipal.device(id: "pump-001", groups: ["pumps", "north"])
+        #expect(DynsecCompiler.mayConnect(deviceID: "pump-001", groups: ["pumps"], documents: documents))
+        #expect(!DynsecCompiler.mayConnect(deviceID: "pump-001", groups: ["pumps", "quarantine"], documents: documents))
+        #expect(try evaluator.decide(principal: pump, action: "mqtt:subscribe", resource: "topic:g/north/cmd/#").allowed)
+        #expect(try !evaluator.decide(principal: pump, action: "mqtt:subscribe", resource: "topic:g/south/cmd/#").allowed)
+        #expect(try evaluator.decide(principal: pump, action: "mqtt:subscribe", resource: "topic:d/pump-001/down/config").allowed)
+        let tree = try evaluator.decide(principal: pump, action: "mqtt:subscribe", resource: "topic:d/pump-001/down/#")
+        #expect(!tree.allowed && tree.decidingStatements == ["no-factory-secrets"])
+        #expect(try evaluator.decide(principal: pump, action: "mqtt:publish", resource: "topic:reports/north/pump-001").allowed)
+        #expect(try !evaluator.decide(principal: .device(id: "pump-002", groups: ["pumps"]), action: "mqtt:publish", resource: "topic:reports/north/pump-002").allowed)
     }
 
     @Test("roles from the example: auditors read the audit log, enrollers enroll, neither does the other's job")
