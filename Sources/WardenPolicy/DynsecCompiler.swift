@@ -1,3 +1,4 @@
+import Foundation
 import WardenCore
 
 /// One ACL entry of a Mosquitto dynamic-security role.
@@ -48,13 +49,33 @@ public enum DynsecCompiler {
     /// Whether `deviceID` (member of `groups`) may connect to the broker at all: `mqtt:connect` on `client:<id>` is
     /// allowed. A device that may not gets no dynsec client.
     public static func mayConnect(deviceID: String, groups: [String], documents: [PolicyDocument]) -> Bool {
-        PolicyEvaluator(documents: documents).allows(device: deviceID, groups: groups, action: "mqtt:connect", name: deviceID)
+        compiled(documents).allows(device: deviceID, groups: groups, action: "mqtt:connect", name: deviceID)
     }
 
-    /// The role of `deviceID` (member of `groups`) under `documents`.
+    /// The role of `deviceID` (member of `groups`) under `documents`. The compiled documents are cached (the last set
+    /// compiled), so a fleet-wide sync compiles once.
     public static func role(for deviceID: String, groups: [String], documents: [PolicyDocument]) -> DynsecRole {
-        role(for: deviceID, groups: groups, evaluator: PolicyEvaluator(documents: documents))
+        role(for: deviceID, groups: groups, evaluator: compiled(documents))
     }
+
+    /// The evaluator for `documents`, reusing the last one compiled when the documents are equal.
+    static func compiled(_ documents: [PolicyDocument]) -> PolicyEvaluator {
+        cache.lock.lock()
+        defer { cache.lock.unlock() }
+        if let last = cache.last, last.documents == documents { return last.evaluator }
+        let evaluator = PolicyEvaluator(documents: documents)
+        cache.last = (documents, evaluator)
+        return evaluator
+    }
+
+    /// The last compiled documents.
+    final class Cache: @unchecked Sendable {
+        // @unchecked: `last` is only touched under `lock`.
+        let lock = NSLock()
+        var last: (documents: [PolicyDocument], evaluator: PolicyEvaluator)?
+    }
+
+    static let cache = Cache()
 
     /// The role of `deviceID` under an already compiled evaluator (compile once for a whole fleet).
     public static func role(for deviceID: String, groups: [String], evaluator: PolicyEvaluator) -> DynsecRole {
