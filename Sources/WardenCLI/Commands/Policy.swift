@@ -35,7 +35,7 @@ extension WardenRoot.Policy {
         @Option(help: "Who asks: device:<id> or role:<name>.") var principal: String
         @Option(help: "A group the device belongs to (repeatable).") var group: [String] = []
         @Option(help: "The action, e.g. mqtt:subscribe or api:device.enroll.") var action: String
-        @Option(help: "The resource: topic:<topic or filter>, device:<id|*>, firmware:<name|*>.") var resource: String
+        @Option(help: "The resource: client:<id> (mqtt:connect), topic:<topic or filter>, device:<id|*>, firmware:<name|*>.") var resource: String
         @Option(help: "A policy file or directory (default: the home's policies).") var policy: String?
         @Flag(help: "Machine-readable output.") var json = false
 
