@@ -179,8 +179,8 @@ extension WardenRoot.Policy {
             }
             if entries.isEmpty { Console.out("no permission changes") }
             for entry in entries {
-                let sign = entry.change == "gain" ? "+" : "-"
-                var line = "\(sign) \(entry.principal) \(entry.change)s \(entry.action) on \(entry.resource) (\(entry.how))"
+                let (sign, verb) = entry.change == "gain" ? ("+", "gains") : ("-", "loses")
+                var line = "\(sign) \(entry.principal) \(verb) \(entry.action) on \(entry.resource) (\(entry.how))"
                 if let devices = entry.devices {
                     line += devices.isEmpty ? "; no known devices" : "; devices: \(devices.joined(separator: ", "))"
                 }
