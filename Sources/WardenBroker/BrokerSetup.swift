@@ -69,9 +69,10 @@ public enum BrokerSetup {
             validity: WardenDuration(seconds: 365 * 86_400), now: now)
         let crl = try authority.issueCRL(now: now)
 
-        let devices = try authority.registry.devices(status: .active).map { device in
-            (id: device.id, role: DynsecCompiler.role(for: device.id, groups: device.groups, documents: policies))
-        }
+        // A device the policies do not let connect (mqtt:connect) gets no client, as BrokerSync does at run time.
+        let devices = try authority.registry.devices(status: .active)
+            .filter { DynsecCompiler.mayConnect(deviceID: $0.id, groups: $0.groups, documents: policies) }
+            .map { device in (id: device.id, role: DynsecCompiler.role(for: device.id, groups: device.groups, documents: policies)) }
         try SecureFile.writeAtomically(Array(try authority.ca.bundlePEM.utf8), to: staging.caFile, mode: 0o644)
         try SecureFile.writeAtomically(Array(server.chainPEM.utf8), to: staging.serverCertificate, mode: 0o644)
         try SecureFile.writeAtomically(Array(server.privateKeyPEM.utf8), to: staging.serverKey, mode: 0o600)

@@ -178,5 +178,11 @@ struct PolicyPropagationTests {
         #expect(code == 135, "no client: nothing is authorized (\(String(describing: code)))")
         let keptCode = await Self.publishCode(fleet, kept, id: "kept-01", topic: "d/kept-01/up/x")
         #expect(keptCode == 0 || keptCode == 16)
+        // A broker set up afresh under the same policies leaves the barred device out from the start.
+        let fresh = fleet.dir.file("fresh-broker")
+        let config = try fleet.warden.run(["broker", "config", "--out", fresh, "--port", "1"])
+        #expect(config.status == 0, "\(config.stderr)")
+        let setup = try String(contentsOfFile: BrokerLayout(directory: fresh).dynamicSecurity, encoding: .utf8)
+        #expect(setup.contains("\"kept-01\"") && !setup.contains("\"barred-02\""), "\(setup)")
     }
 }
