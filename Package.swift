@@ -6,6 +6,7 @@ import PackageDescription
 // Dependency arrows point one way only:
 //   warden (exe) -> WardenCLI -> WardenServer -> WardenBroker -> WardenAuthority -> WardenStore -> WardenPKI -> WardenCore
 //   WardenBroker -> WardenPolicy, WardenMQTT -> CMosquitto (libmosquitto)
+//   WardenServer, WardenCLI -> WardenUpdate -> WardenPKI (TUF metadata, block index; shared with the agent)
 // Each third-party framework is imported by exactly one module:
 //   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore;  CMosquitto -> WardenMQTT;
 //   Hummingbird, NIO, NIOSSL, ServiceLifecycle, Prometheus, Metrics, Logging -> WardenServer.
@@ -69,6 +70,9 @@ let package = Package(
         .target(name: "WardenMQTT", dependencies: ["CMosquitto", "WardenCore"], swiftSettings: strict),
         // Policy documents and their compilation to Mosquitto dynamic-security roles. Pure Swift.
         .target(name: "WardenPolicy", dependencies: ["WardenCore"], swiftSettings: strict),
+        // Signed firmware: TUF 1.0 metadata (canonical JSON, threshold signatures, the client update workflow) and the
+        // per-block Merkle index used by MQTT block delivery. Shared by the authority and the agent; no authority deps.
+        .target(name: "WardenUpdate", dependencies: ["WardenCore", "WardenPKI"], swiftSettings: strict),
         // Mosquitto integration: config generation, process supervision, dynsec control, CRL push.
         .target(
             name: "WardenBroker",
@@ -80,7 +84,7 @@ let package = Package(
         .target(
             name: "WardenServer",
             dependencies: [
-                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenBroker",
+                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenBroker", "WardenUpdate",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -97,7 +101,7 @@ let package = Package(
         .target(
             name: "WardenCLI",
             dependencies: [
-                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenPolicy", "WardenBroker", "WardenServer",
+                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenPolicy", "WardenBroker", "WardenServer", "WardenUpdate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -120,6 +124,7 @@ let package = Package(
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(name: "WardenMQTTTests", dependencies: ["WardenMQTT", "WardenCore", "WardenTestSupport"]),
         .testTarget(name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore"]),
+        .testTarget(name: "WardenUpdateTests", dependencies: ["WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         .testTarget(
             name: "WardenBrokerTests",
             dependencies: ["WardenBroker", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenPKI", "WardenCore", "WardenTestSupport"]
