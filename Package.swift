@@ -6,7 +6,7 @@ import PackageDescription
 // Dependency arrows point one way only:
 //   warden (exe) -> WardenCLI -> WardenServer -> WardenBroker -> WardenAuthority -> WardenStore -> WardenPKI -> WardenCore
 //   WardenBroker -> WardenPolicy, WardenMQTT -> CMosquitto (libmosquitto)
-//   WardenServer, WardenCLI -> WardenUpdate -> WardenPKI (TUF metadata, block index; shared with the agent)
+//   WardenAuthority, WardenServer, WardenCLI -> WardenUpdate -> WardenPKI (TUF metadata, block index; shared with the agent)
 // Each third-party framework is imported by exactly one module:
 //   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore;  CMosquitto -> WardenMQTT;
 //   Hummingbird, NIO, NIOSSL, ServiceLifecycle, Prometheus, Metrics, Logging -> WardenServer.
@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "WardenPKI", targets: ["WardenPKI"]),
         .library(name: "WardenStore", targets: ["WardenStore"]),
         .library(name: "WardenAuthority", targets: ["WardenAuthority"]),
+        .library(name: "WardenUpdate", targets: ["WardenUpdate"]),
         .executable(name: "warden-agent", targets: ["warden-agent"]),
         .library(name: "EdgeCore", targets: ["EdgeCore"]),
     ],
@@ -97,7 +98,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Orchestration shared by the CLI and (later) the server: enroll, revoke, CRL publication.
-        .target(name: "WardenAuthority", dependencies: ["WardenCore", "WardenPKI", "WardenStore"], swiftSettings: strict),
+        .target(name: "WardenAuthority", dependencies: ["WardenCore", "WardenPKI", "WardenStore", "WardenUpdate"], swiftSettings: strict),
         .target(
             name: "WardenCLI",
             dependencies: [
@@ -131,7 +132,10 @@ let package = Package(
         ),
         .testTarget(
             name: "WardenServerTests",
-            dependencies: ["WardenServer", "WardenBroker", "WardenPolicy", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
+            dependencies: [
+                "WardenServer", "WardenBroker", "WardenPolicy", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenUpdate",
+                "WardenTestSupport",
+            ]
         ),
         .testTarget(
             name: "WardenPKITests",
@@ -150,7 +154,7 @@ let package = Package(
         .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         .testTarget(
             name: "WardenCLITests",
-            dependencies: ["WardenCLI", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
+            dependencies: ["WardenCLI", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenUpdate", "WardenTestSupport"]
         ),
     ]
 )
