@@ -77,7 +77,7 @@ let package = Package(
         // Mosquitto integration: config generation, process supervision, dynsec control, CRL push.
         .target(
             name: "WardenBroker",
-            dependencies: ["WardenCore", "WardenPKI", "WardenPolicy", "WardenMQTT", "WardenAuthority"],
+            dependencies: ["WardenCore", "WardenPKI", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenUpdate"],
             swiftSettings: strict
         ),
         // The long-running authority: HTTPS (EST, OCSP, CRL, metrics) and the service group that also runs the broker
@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "WardenUpdateTests", dependencies: ["WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         .testTarget(
             name: "WardenBrokerTests",
-            dependencies: ["WardenBroker", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenPKI", "WardenCore", "WardenTestSupport"]
+            dependencies: ["WardenBroker", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenPKI", "WardenCore", "WardenUpdate", "WardenTestSupport"]
         ),
         .testTarget(
             name: "WardenServerTests",

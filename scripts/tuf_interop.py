@@ -48,13 +48,15 @@ def client(md_dir, metadata_url, targets_url, ca, target=None, out=None):
                           target_base_url=targets_url, fetcher=CAFetcher(), bootstrap=None)
         updater.refresh()
         trusted = updater._trusted_set
+        def signed(role):  # python-tuf >= 3 returns the signed payload itself
+            return getattr(role, "signed", role)
         result = {
-            "targets": sorted(trusted.targets.signed.targets.keys()),
+            "targets": sorted(signed(trusted.targets).targets.keys()),
             "versions": {
-                "root": trusted.root.signed.version,
-                "timestamp": trusted.timestamp.signed.version,
-                "snapshot": trusted.snapshot.signed.version,
-                "targets": trusted.targets.signed.version,
+                "root": signed(trusted.root).version,
+                "timestamp": signed(trusted.timestamp).version,
+                "snapshot": signed(trusted.snapshot).version,
+                "targets": signed(trusted.targets).version,
             },
         }
         if target:

@@ -15,7 +15,9 @@ public struct WardenRoot: AsyncParsableCommand {
             2 bad input (unreadable or malformed input, unknown id, wrong passphrase); 3 storage failure; \
             64 usage error.
             """,
-        subcommands: [CA.self, Device.self, Cert.self, CRLCommand.self, Audit.self, Policy.self, Broker.self, Serve.self]
+        subcommands: [CA.self, Device.self, Cert.self, CRLCommand.self, Audit.self, Policy.self, Broker.self, Serve.self,
+            Firmware.self,
+        ]
     )
 
     public init() {}

@@ -142,6 +142,7 @@ public struct AuthorityHTTPServer: Sendable {
         ocsp.register(on: router)
         CRLRoutes(crlFile: crlFile).register(on: router)
         OperationsRoutes(registry: authority.registry, metrics: metrics).register(on: router)
+        TUFRoutes(repository: FirmwareRepository(home: authority.home)).register(on: router)
         return router
     }
 
