@@ -137,15 +137,20 @@ public actor OTABlockService {
 
     /// The blocks still to send to one device.
     struct Queue {
+        /// Unique per queue (request ids are the device's choice and may repeat).
+        let generation: UInt64
         let requestID: UInt64
         let image: Image
         let blocks: [UInt32]
         var next = 0
+        /// Blocks handed to the publisher and not yet acknowledged by the broker: `done` waits for them, so it
+        /// reaches the device after the request's last block.
+        var inFlight = 0
     }
 
     /// One unit of work for the publisher.
     enum Job: Sendable {
-        case block(device: String, requestID: UInt64, image: Image, number: Int)
+        case block(device: String, generation: UInt64, requestID: UInt64, image: Image, number: Int)
         case status(device: String, message: OTAWire.StatusMessage)
     }
 
@@ -162,12 +167,13 @@ public actor OTABlockService {
     let resolve: Resolver
     let onEvent: @Sendable (String) -> Void
 
-    var images: [ImageKey: Task<Image?, Never>] = [:]
+    var images: [ImageKey: Task<Loaded, Never>] = [:]
     var imageUse: [ImageKey] = []
     var queues: [String: Queue] = [:]
     var ring: [String] = []
     var cursor = 0
     var statuses: [Job] = []
+    var generations: UInt64 = 0
     var buckets: [String: Bucket] = [:]
     var stats = Statistics()
     var wake: AsyncStream<Void>.Continuation?
@@ -298,8 +304,11 @@ public actor OTABlockService {
         if case .deny(let reason) = await authorize(device, hash) {
             return refuse(device, requestID: request.requestID, target: hash, .forbidden, reason)
         }
-        guard let image = await image(sha256: hash, blockSize: request.blockSize) else {
-            return refuse(device, requestID: request.requestID, target: hash, .notFound, "no usable image \(Digest.hex(hash))")
+        let image: Image
+        switch await load(sha256: hash, blockSize: request.blockSize) {
+        case .image(let loaded): image = loaded
+        case .missing: return refuse(device, requestID: request.requestID, target: hash, .notFound, "no image \(Digest.hex(hash))")
+        case .corrupt: return refuse(device, requestID: request.requestID, target: hash, .unavailable, "image \(Digest.hex(hash)) fails its integrity check")
         }
         guard request.selection.upperBound <= UInt64(image.index.blockCount) else {
             return refuse(device, requestID: request.requestID, target: hash, .badRequest, "blocks beyond the image's \(image.index.blockCount)")
@@ -313,7 +322,8 @@ public actor OTABlockService {
         }
         let blocks = request.selection.blocks(limit: limits.maxBlocksPerRequest)
         if queues[device] == nil { ring.append(device) }
-        queues[device] = Queue(requestID: request.requestID, image: image, blocks: blocks)
+        generations += 1
+        queues[device] = Queue(generation: generations, requestID: request.requestID, image: image, blocks: blocks)
         wake?.yield()
     }
 
@@ -328,8 +338,15 @@ public actor OTABlockService {
         buckets = buckets.filter { now - $0.value.updated < .seconds(60) }
     }
 
+    /// What loading an image gave.
+    enum Loaded: Sendable {
+        case image(Image)
+        case missing
+        case corrupt
+    }
+
     /// The indexed image, loading it once (concurrent requests share the load).
-    func image(sha256: [UInt8], blockSize: Int) async -> Image? {
+    func load(sha256: [UInt8], blockSize: Int) async -> Loaded {
         let key = ImageKey(sha256: sha256, blockSize: blockSize)
         if let task = images[key] {
             imageUse.removeAll { $0 == key }
@@ -338,28 +355,36 @@ public actor OTABlockService {
         }
         let path = imageDirectory + "/" + Digest.hex(sha256)
         let log = onEvent
-        let task = Task.detached { () -> Image? in
+        let task = Task.detached { () -> Loaded in
             do {
-                return try Image(path: path, sha256: sha256, blockSize: blockSize)
+                return .image(try Image(path: path, sha256: sha256, blockSize: blockSize))
+            } catch let error as WardenError where error.code == .verificationFailed {
+                log("OTA image \(Digest.hex(sha256)) not served: \(error)")
+                return .corrupt
             } catch let error as WardenError where error.code != .notFound {
                 log("OTA image \(Digest.hex(sha256)) not served: \(error)")
-                return nil
+                return .missing
             } catch {
-                return nil
+                return .missing
             }
         }
         images[key] = task
         imageUse.append(key)
         while imageUse.count > limits.maxCachedImages { images[imageUse.removeFirst()] = nil }
-        let image = await task.value
-        if image == nil { images[key] = nil; imageUse.removeAll { $0 == key } }
-        return image
+        let loaded = await task.value
+        if case .image = loaded {} else {
+            images[key] = nil
+            imageUse.removeAll { $0 == key }
+        }
+        return loaded
     }
 
-    /// The next job, round-robin across devices; status answers first.
+    /// The next job, round-robin across devices; status answers first. A drained queue yields its `done` once
+    /// all its blocks were acknowledged by the broker.
     func nextJob() -> Job? {
         if !statuses.isEmpty { return statuses.removeFirst() }
-        while !ring.isEmpty {
+        var scanned = 0
+        while scanned < ring.count {
             if cursor >= ring.count { cursor = 0 }
             let device = ring[cursor]
             guard var queue = queues[device] else {
@@ -367,18 +392,32 @@ public actor OTABlockService {
                 continue
             }
             if queue.next >= queue.blocks.count {
-                queues[device] = nil
-                ring.remove(at: cursor)
-                return .status(device: device, message: OTAWire.StatusMessage(
-                    requestID: queue.requestID, targetSHA256: queue.image.sha256, code: .done, count: UInt32(queue.blocks.count)))
+                if queue.inFlight == 0 {
+                    queues[device] = nil
+                    ring.remove(at: cursor)
+                    return .status(device: device, message: OTAWire.StatusMessage(
+                        requestID: queue.requestID, targetSHA256: queue.image.sha256, code: .done, count: UInt32(queue.blocks.count)))
+                }
+                cursor += 1
+                scanned += 1
+                continue
             }
             let number = Int(queue.blocks[queue.next])
             queue.next += 1
+            queue.inFlight += 1
             queues[device] = queue
             cursor += 1
-            return .block(device: device, requestID: queue.requestID, image: queue.image, number: number)
+            return .block(device: device, generation: queue.generation, requestID: queue.requestID, image: queue.image, number: number)
         }
         return nil
+    }
+
+    /// The broker acknowledged a block (or it was given up).
+    func blockFinished(device: String, generation: UInt64) {
+        guard var queue = queues[device], queue.generation == generation else { return }
+        queue.inFlight -= 1
+        queues[device] = queue
+        if queue.inFlight == 0, queue.next >= queue.blocks.count { wake?.yield() }
     }
 
     /// A stored block no longer matches its index: stop serving that image.
@@ -425,7 +464,7 @@ public actor OTABlockService {
                 outstanding += 1
                 group.addTask { [self] in
                     switch job {
-                    case .block(let device, let requestID, let image, let number):
+                    case .block(let device, let generation, let requestID, let image, let number):
                         guard let data = image.block(number) else {
                             await self.imageCorrupted(image, device: device, requestID: requestID, number: number)
                             return
@@ -438,6 +477,7 @@ public actor OTABlockService {
                         }
                         _ = try await client.publish(MQTTMessage(topic: OTATopics.blocks(device: device), payload: payload, qos: qos))
                         await self.sent(bytes: payload.count, block: true)
+                        await self.blockFinished(device: device, generation: generation)
                     case .status(let device, let message):
                         let payload = message.encoded()
                         _ = try await client.publish(MQTTMessage(topic: OTATopics.blocks(device: device), payload: payload, qos: qos))

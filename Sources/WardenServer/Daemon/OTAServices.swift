@@ -4,6 +4,7 @@ import ServiceLifecycle
 import WardenAuthority
 import WardenBroker
 import WardenCore
+import WardenPKI
 import WardenStore
 
 /// `serve`'s OTA services over MQTT: the block service (`firmware/OTA-PROTOCOL.md`), as the `warden-ota` identity.
@@ -13,6 +14,7 @@ enum OTAServices {
     static func make(authority: Authority, layout: BrokerLayout, logger: Logger) throws -> [any Service] {
         let configuration = try OTAIdentity.issue(authority: authority, layout: layout, now: Date())
         let registry = authority.registry
+        let repository = FirmwareRepository(home: authority.home)
         let log = logger
         let blocks = OTABlockService(
             configuration: configuration, imageDirectory: authority.home.path + "/firmware",
@@ -21,6 +23,11 @@ enum OTAServices {
                 // until its session is kicked.
                 guard let record = try? registry.device(device) else { return .deny("device \(device) is not registered") }
                 return record.status == .active ? .allow : .deny("device \(device) is \(record.status.rawValue)")
+            },
+            resolve: { _, name, version in
+                // name@version names a published target of the firmware repository (`warden firmware list`).
+                guard let release = try? repository.list().first(where: { $0.name == name && $0.version == version }) else { return nil }
+                return Digest.bytes(fromHex: release.sha256)
             },
             onEvent: { log.notice("\($0)") })
         return [ClosureService(name: "ota-blocks") { try await blocks.run() }]
