@@ -128,6 +128,20 @@ import WardenUpdate
         #expect(!FileManager.default.fileExists(atPath: fleet.home + "/tuf/metadata/4.root.json"))
     }
 
+    @Test func aFailedSigningLeavesNothingBehind() throws {
+        let fleet = try Self.repository()
+        let before = try Self.metadataSnapshot(fleet)
+        var wrong = fleet.warden
+        wrong.environment["WARDEN_PASSPHRASE"] = "not the passphrase"
+        let image = try fleet.dir.write("fw.bin", Array(repeating: 0xA5, count: 20_000))
+        let result = try wrong.run(["firmware", "add", image, "--name", "sensor", "--version", "1.0.0", "--hardware", "board-a"])
+        #expect(result.status == 2 && result.oneLineError, "\(result.stderr)")
+        // Neither metadata nor a stray image: the image stored before signing is removed again.
+        #expect(try Self.metadataSnapshot(fleet) == before)
+        #expect(fleet.files(in: fleet.home + "/firmware").isEmpty)
+        #expect(try JSONDecoder().decode([FirmwareRelease].self, from: Data(try fleet.run("firmware", "list", "--json").stdout.utf8)).isEmpty)
+    }
+
     @Test func commandsNeedARepository() throws {
         let fleet = try Fleet()
         let listed = try fleet.run("firmware", "list")
