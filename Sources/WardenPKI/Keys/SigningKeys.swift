@@ -198,10 +198,12 @@ public struct VerifyingKey: Sendable, Hashable {
         }
     }
 
+    /// Same algorithm and same public key bytes.
     public static func == (lhs: VerifyingKey, rhs: VerifyingKey) -> Bool {
         lhs.algorithm == rhs.algorithm && lhs.rawRepresentation == rhs.rawRepresentation
     }
 
+    /// Hashes the algorithm and the public key bytes.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(algorithm)
         hasher.combine(rawRepresentation)

@@ -61,8 +61,11 @@ extension TUFPayload {
 
 /// Root metadata (TUF 1.0 §4.3): the keys and thresholds of the four roles.
 public struct RootMetadata: TUFPayload, Equatable {
+    /// The role this payload belongs to.
     public static let role = TUFRoleName.root
+    /// The metadata version.
     public var version: Int64
+    /// When the metadata expires.
     public var expires: Date
     /// Whether file names carry version or hash prefixes (Warden always writes true).
     public var consistentSnapshot: Bool
@@ -80,6 +83,7 @@ public struct RootMetadata: TUFPayload, Equatable {
         self.roles = roles
     }
 
+    /// The role-specific fields of `signed`.
     public var roleFields: [String: JSONValue] {
         [
             "consistent_snapshot": .bool(consistentSnapshot),
@@ -88,6 +92,7 @@ public struct RootMetadata: TUFPayload, Equatable {
         ]
     }
 
+    /// Parses the role-specific fields of `signed`.
     public init(version: Int64, expires: Date, signed: JSONValue) throws {
         guard let keysObject = signed["keys"]?.objectValue, let rolesObject = signed["roles"]?.objectValue else {
             throw WardenError.badInput("root metadata lacks keys or roles")
@@ -111,6 +116,7 @@ public struct RootMetadata: TUFPayload, Equatable {
 /// What snapshot and timestamp metadata say about another metadata file (TUF 1.0 §4.4 "METAFILES").
 public struct MetaFileInfo: Sendable, Equatable {
     /// The version of the referenced metadata.
+    /// The metadata version.
     public var version: Int64
     /// Its length in bytes, if pinned.
     public var length: Int64?
@@ -207,8 +213,11 @@ public struct TargetFileInfo: Sendable, Equatable {
 
 /// Targets metadata (TUF 1.0 §4.5). Warden does not delegate; delegations in parsed input are kept but not followed.
 public struct TargetsMetadata: TUFPayload, Equatable {
+    /// The role this payload belongs to.
     public static let role = TUFRoleName.targets
+    /// The metadata version.
     public var version: Int64
+    /// When the metadata expires.
     public var expires: Date
     /// Target path → entry.
     public var targets: [String: TargetFileInfo]
@@ -222,12 +231,14 @@ public struct TargetsMetadata: TUFPayload, Equatable {
         self.targets = targets
     }
 
+    /// The role-specific fields of `signed`.
     public var roleFields: [String: JSONValue] {
         var fields: [String: JSONValue] = ["targets": .object(targets.mapValues(\.json))]
         if let delegations { fields["delegations"] = delegations }
         return fields
     }
 
+    /// Parses the role-specific fields of `signed`.
     public init(version: Int64, expires: Date, signed: JSONValue) throws {
         guard let object = signed["targets"]?.objectValue else { throw WardenError.badInput("targets metadata lacks 'targets'") }
         var targets: [String: TargetFileInfo] = [:]
@@ -240,8 +251,11 @@ public struct TargetsMetadata: TUFPayload, Equatable {
 
 /// Snapshot metadata (TUF 1.0 §4.4): the version of every targets metadata file.
 public struct SnapshotMetadata: TUFPayload, Equatable {
+    /// The role this payload belongs to.
     public static let role = TUFRoleName.snapshot
+    /// The metadata version.
     public var version: Int64
+    /// When the metadata expires.
     public var expires: Date
     /// File name (`targets.json`) → entry.
     public var meta: [String: MetaFileInfo]
@@ -253,8 +267,10 @@ public struct SnapshotMetadata: TUFPayload, Equatable {
         self.meta = meta
     }
 
+    /// The role-specific fields of `signed`.
     public var roleFields: [String: JSONValue] { ["meta": .object(meta.mapValues(\.json))] }
 
+    /// Parses the role-specific fields of `signed`.
     public init(version: Int64, expires: Date, signed: JSONValue) throws {
         guard let object = signed["meta"]?.objectValue else { throw WardenError.badInput("snapshot metadata lacks 'meta'") }
         var meta: [String: MetaFileInfo] = [:]
@@ -265,8 +281,11 @@ public struct SnapshotMetadata: TUFPayload, Equatable {
 
 /// Timestamp metadata (TUF 1.0 §4.6): the current snapshot's version, length and hashes.
 public struct TimestampMetadata: TUFPayload, Equatable {
+    /// The role this payload belongs to.
     public static let role = TUFRoleName.timestamp
+    /// The metadata version.
     public var version: Int64
+    /// When the metadata expires.
     public var expires: Date
     /// The `snapshot.json` entry.
     public var snapshot: MetaFileInfo
@@ -278,8 +297,10 @@ public struct TimestampMetadata: TUFPayload, Equatable {
         self.snapshot = snapshot
     }
 
+    /// The role-specific fields of `signed`.
     public var roleFields: [String: JSONValue] { ["meta": .object(["snapshot.json": snapshot.json])] }
 
+    /// Parses the role-specific fields of `signed`.
     public init(version: Int64, expires: Date, signed: JSONValue) throws {
         guard let entry = signed["meta"]?["snapshot.json"] else { throw WardenError.badInput("timestamp metadata lacks meta snapshot.json") }
         self.init(version: version, expires: expires, snapshot: try MetaFileInfo(json: entry, name: "snapshot.json"))

@@ -29,6 +29,7 @@ public struct DirectoryFetcher: TUFFetcher {
     /// A fetcher reading from `directory`.
     public init(directory: String) { self.directory = directory }
 
+    /// Reads `metadata/<path>` or `targets/<path>`; nil if absent; refuses unsafe paths and files over `maxLength`.
     public func fetch(_ kind: TUFFetchKind, path: String, maxLength: Int) async throws -> [UInt8]? {
         guard TUFPath.isSafe(path) else { throw WardenError.badInput("unsafe repository path '\(path.prefix(100))'") }
         let full = directory + (kind == .metadata ? "/metadata/" : "/targets/") + path
