@@ -6,6 +6,7 @@ import PackageDescription
 // Dependency arrows point one way only:
 //   warden (exe) -> WardenCLI -> WardenServer -> WardenBroker -> WardenAuthority -> WardenStore -> WardenPKI -> WardenCore
 //   WardenBroker -> WardenPolicy, WardenMQTT -> CMosquitto (libmosquitto)
+//   WardenAuthority, WardenServer, WardenCLI -> WardenUpdate -> WardenPKI (TUF metadata, block index; shared with the agent)
 // Each third-party framework is imported by exactly one module:
 //   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore;  CMosquitto -> WardenMQTT;
 //   Hummingbird, NIO, NIOSSL, ServiceLifecycle, Prometheus, Metrics, Logging -> WardenServer.
@@ -25,6 +26,7 @@ let package = Package(
         .library(name: "WardenPKI", targets: ["WardenPKI"]),
         .library(name: "WardenStore", targets: ["WardenStore"]),
         .library(name: "WardenAuthority", targets: ["WardenAuthority"]),
+        .library(name: "WardenUpdate", targets: ["WardenUpdate"]),
         .executable(name: "warden-agent", targets: ["warden-agent"]),
         .library(name: "EdgeCore", targets: ["EdgeCore"]),
         // For Benchmarks/PolicyBenchmarks.
@@ -71,10 +73,13 @@ let package = Package(
         .target(name: "WardenMQTT", dependencies: ["CMosquitto", "WardenCore"], swiftSettings: strict),
         // Policy documents and their compilation to Mosquitto dynamic-security roles. Pure Swift.
         .target(name: "WardenPolicy", dependencies: ["WardenCore"], swiftSettings: strict),
+        // Signed firmware: TUF 1.0 metadata (canonical JSON, threshold signatures, the client update workflow) and the
+        // per-block Merkle index used by MQTT block delivery. Shared by the authority and the agent; no authority deps.
+        .target(name: "WardenUpdate", dependencies: ["WardenCore", "WardenPKI"], swiftSettings: strict),
         // Mosquitto integration: config generation, process supervision, dynsec control, CRL push.
         .target(
             name: "WardenBroker",
-            dependencies: ["WardenCore", "WardenPKI", "WardenPolicy", "WardenMQTT", "WardenAuthority"],
+            dependencies: ["WardenCore", "WardenPKI", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenUpdate"],
             swiftSettings: strict
         ),
         // The long-running authority: HTTPS (EST, OCSP, CRL, metrics) and the service group that also runs the broker
@@ -82,7 +87,7 @@ let package = Package(
         .target(
             name: "WardenServer",
             dependencies: [
-                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenBroker",
+                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenBroker", "WardenUpdate",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -95,11 +100,11 @@ let package = Package(
             swiftSettings: strict
         ),
         // Orchestration shared by the CLI and (later) the server: enroll, revoke, CRL publication.
-        .target(name: "WardenAuthority", dependencies: ["WardenCore", "WardenPKI", "WardenStore"], swiftSettings: strict),
+        .target(name: "WardenAuthority", dependencies: ["WardenCore", "WardenPKI", "WardenStore", "WardenUpdate"], swiftSettings: strict),
         .target(
             name: "WardenCLI",
             dependencies: [
-                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenPolicy", "WardenBroker", "WardenServer",
+                "WardenCore", "WardenPKI", "WardenStore", "WardenAuthority", "WardenPolicy", "WardenBroker", "WardenServer", "WardenUpdate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -122,13 +127,17 @@ let package = Package(
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(name: "WardenMQTTTests", dependencies: ["WardenMQTT", "WardenCore", "WardenTestSupport"]),
         .testTarget(name: "WardenPolicyTests", dependencies: ["WardenPolicy", "WardenCore"]),
+        .testTarget(name: "WardenUpdateTests", dependencies: ["WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         .testTarget(
             name: "WardenBrokerTests",
-            dependencies: ["WardenBroker", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenPKI", "WardenCore", "WardenTestSupport"]
+            dependencies: ["WardenBroker", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenPKI", "WardenCore", "WardenUpdate", "WardenTestSupport"]
         ),
         .testTarget(
             name: "WardenServerTests",
-            dependencies: ["WardenServer", "WardenBroker", "WardenPolicy", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
+            dependencies: [
+                "WardenServer", "WardenBroker", "WardenPolicy", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenUpdate",
+                "WardenTestSupport",
+            ]
         ),
         .testTarget(
             name: "WardenPKITests",
@@ -147,7 +156,7 @@ let package = Package(
         .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         .testTarget(
             name: "WardenCLITests",
-            dependencies: ["WardenCLI", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenTestSupport"]
+            dependencies: ["WardenCLI", "WardenAuthority", "WardenStore", "WardenPKI", "WardenCore", "WardenUpdate", "WardenTestSupport"]
         ),
     ]
 )

@@ -58,3 +58,33 @@ package.targets += [
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     )
 ]
+
+// Firmware metadata: re-signing targets/snapshot/timestamp with 10,000 targets, client-side verify, on-disk add.
+package.targets += [
+    .executableTarget(
+        name: "TUFBenchmarks",
+        dependencies: [
+            .product(name: "Benchmark", package: "benchmark"),
+            .product(name: "WardenPKI", package: "warden"),
+            .product(name: "WardenAuthority", package: "warden"),
+            .product(name: "WardenUpdate", package: "warden"),
+        ],
+        path: "Benchmarks/TUFBenchmarks",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+]
+
+// OTA block delivery, CPU side: Merkle indexing, the service's per-block encoding, the device's per-block
+// verification (end-to-end goodput through Mosquitto: scripts/bench-ota.sh).
+package.targets += [
+    .executableTarget(
+        name: "OTABenchmarks",
+        dependencies: [
+            .product(name: "Benchmark", package: "benchmark"),
+            .product(name: "WardenPKI", package: "warden"),
+            .product(name: "WardenUpdate", package: "warden"),
+        ],
+        path: "Benchmarks/OTABenchmarks",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+]

@@ -9,8 +9,11 @@ public enum DynamicSecurity {
     public static let controlUsername = "warden-control"
     /// The CLI's control identity.
     public static let cliControlUsername = "warden-control-cli"
+    /// The OTA block service's identity (`warden serve`): its own name, because Mosquitto takes the username as
+    /// the client id and a shared name would make the services take over each other's session.
+    public static let otaUsername = "warden-ota"
     /// Every control identity; reconciles never touch them.
-    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername]
+    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername]
     /// Their role.
     public static let controlRole = "warden-control"
     /// Command topic.
@@ -62,13 +65,24 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "subscribePattern", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
     ]
 
-    /// The initial config file: the control client and one client + role per active device.
+    /// The OTA block service's role: read devices' OTA requests and status reports, answer on their down/ota tree.
+    public static let otaRole = "warden-ota"
+
+    /// ACLs of the OTA role (least privilege: no dynsec control, no other device topics).
+    static let otaACLs: [DynsecACL] = [
+        DynsecACL(acltype: "subscribePattern", topic: "d/+/up/ota/#", priority: 0, allow: true),
+        DynsecACL(acltype: "publishClientReceive", topic: "d/+/up/ota/#", priority: 0, allow: true),
+        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/ota/#", priority: 0, allow: true),
+    ]
+
+    /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
             Client(username: controlUsername, textname: "Warden control (serve)", roles: [RoleReference(rolename: controlRole)]),
             Client(username: cliControlUsername, textname: "Warden control (CLI)", roles: [RoleReference(rolename: controlRole)]),
+            Client(username: otaUsername, textname: "Warden OTA block service", roles: [RoleReference(rolename: otaRole)]),
         ]
-        var roles = [Role(rolename: controlRole, acls: controlACLs)]
+        var roles = [Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs)]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))
             roles.append(Role(rolename: device.role.rolename, acls: device.role.acls))

@@ -25,7 +25,9 @@ extension WardenRoot {
                 layout = broker.map { BrokerLayout(directory: $0) } ?? BrokerMetadata.registered(home: global.wardenHome.path)
             }
             try await WardenDaemon(
-                .init(authority: authority, broker: layout, httpsPort: httpsPort, httpPort: httpPort, host: host)
+                .init(
+                    authority: authority, broker: layout, httpsPort: httpsPort, httpPort: httpPort, host: host,
+                    firmwarePassphrase: try global.passphrase())
             ).run()
         }
     }

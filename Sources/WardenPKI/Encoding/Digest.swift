@@ -9,6 +9,13 @@ public enum Digest {
         return Array(hasher.finalize())
     }
 
+    /// SHA-512 of `bytes`.
+    public static func sha512<Bytes: Sequence>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        var hasher = SHA512()
+        hasher.update(data: Array(bytes))
+        return Array(hasher.finalize())
+    }
+
     /// Lowercase hexadecimal rendering of `bytes`.
     public static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         let digits: [UInt8] = Array("0123456789abcdef".utf8)

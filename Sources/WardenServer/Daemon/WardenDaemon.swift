@@ -25,9 +25,15 @@ public struct WardenDaemon: Sendable {
         public var host: String
         /// How often the CRL freshness and the broker state are checked.
         public var checkInterval: Duration
+        /// The passphrase of the firmware repository's online keys; with it, `serve` re-signs TUF metadata before expiry.
+        public var firmwarePassphrase: [UInt8]?
 
         /// Creates a configuration.
-        public init(authority: Authority, broker: BrokerLayout?, httpsPort: Int?, httpPort: Int?, host: String = "127.0.0.1", checkInterval: Duration = .seconds(30)) {
+        public init(
+            authority: Authority, broker: BrokerLayout?, httpsPort: Int?, httpPort: Int?, host: String = "127.0.0.1",
+            checkInterval: Duration = .seconds(30), firmwarePassphrase: [UInt8]? = nil
+        ) {
+            self.firmwarePassphrase = firmwarePassphrase
             self.authority = authority
             self.broker = broker
             self.httpsPort = httpsPort
@@ -102,6 +108,7 @@ public struct WardenDaemon: Sendable {
                         }
                     }
                 })
+            services.append(contentsOf: try OTAServices.make(authority: authority, layout: layout, logger: log))
             services.append(
                 ClosureService(name: "crl-refresher") {
                     try await CRLRefresher(authority: authority, layout: layout, logger: log).run(every: configuration.checkInterval)
@@ -117,6 +124,10 @@ public struct WardenDaemon: Sendable {
             services.append(contentsOf: try server.makeServices())
         }
         guard !services.isEmpty else { throw WardenError.badInput("nothing to serve: give --broker DIR and/or --https-port P") }
+        if let passphrase = configuration.firmwarePassphrase {
+            let refresher = TUFRefresher(repository: FirmwareRepository(home: authority.home), authority: authority, passphrase: passphrase, logger: logger)
+            services.append(ClosureService(name: "tuf-refresher") { try await refresher.run(every: configuration.checkInterval) })
+        }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

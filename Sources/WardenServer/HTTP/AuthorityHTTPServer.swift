@@ -145,6 +145,7 @@ public struct AuthorityHTTPServer: Sendable {
         OperationsRoutes(registry: authority.registry, metrics: metrics).register(on: router)
         AdminRoutes(authority: authority, authorizer: PolicyAuthorizer(registry: authority.registry, home: authority.home.path))
             .register(on: router)
+        TUFRoutes(repository: FirmwareRepository(home: authority.home)).register(on: router)
         return router
     }
 

@@ -1,0 +1,35 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import WardenAuthority
+import WardenBroker
+import WardenCore
+import WardenPKI
+import WardenStore
+
+/// `serve`'s OTA services over MQTT: the block service (`firmware/OTA-PROTOCOL.md`), as the `warden-ota` identity.
+enum OTAServices {
+    /// The services to run next to a supervised broker. Issues a fresh `warden-ota` client certificate; the block
+    /// service connects (and reconnects) once the broker listens.
+    static func make(authority: Authority, layout: BrokerLayout, logger: Logger) throws -> [any Service] {
+        let configuration = try OTAIdentity.issue(authority: authority, layout: layout, now: Date())
+        let registry = authority.registry
+        let repository = FirmwareRepository(home: authority.home)
+        let log = logger
+        let blocks = OTABlockService(
+            configuration: configuration, imageDirectory: authority.home.path + "/firmware",
+            authorize: { device, _ in
+                // Only active devices fetch firmware; a revoked one is also refused by the broker, this closes the gap
+                // until its session is kicked.
+                guard let record = try? registry.device(device) else { return .deny("device \(device) is not registered") }
+                return record.status == .active ? .allow : .deny("device \(device) is \(record.status.rawValue)")
+            },
+            resolve: { _, name, version in
+                // name@version names a published target of the firmware repository (`warden firmware list`).
+                guard let release = try? repository.list().first(where: { $0.name == name && $0.version == version }) else { return nil }
+                return Digest.bytes(fromHex: release.sha256)
+            },
+            onEvent: { log.notice("\($0)") })
+        return [ClosureService(name: "ota-blocks") { try await blocks.run() }]
+    }
+}
