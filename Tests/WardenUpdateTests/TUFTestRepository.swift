@@ -27,7 +27,7 @@ final class TUFTestRepository: Sendable {
 
     init() throws {
         state = Mutex(State())
-        try state.withLock { state in
+        state.withLock { state in
             state.root = Self.makeRoot(state, version: 1, expires: now.addingTimeInterval(365 * 86_400))
         }
         try publishRoot(signers: Array(state.withLock { $0.rootKeys.prefix(2) }))
