@@ -12,8 +12,10 @@ public enum DynamicSecurity {
     /// The OTA block service's identity (`warden serve`): its own name, because Mosquitto takes the username as
     /// the client id and a shared name would make the services take over each other's session.
     public static let otaUsername = "warden-ota"
+    /// The TUF metadata publisher's identity (`warden serve`), which keeps `warden/tuf/#` retained and current.
+    public static let tufUsername = "warden-tuf"
     /// Every control identity; reconciles never touch them.
-    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername]
+    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername, tufUsername]
     /// Their role.
     public static let controlRole = "warden-control"
     /// Command topic.
@@ -75,14 +77,26 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientSend", topic: "d/+/down/ota/#", priority: 0, allow: true),
     ]
 
+    /// The TUF metadata publisher's role.
+    public static let tufRole = "warden-tuf"
+
+    /// ACLs of the TUF role: publish (retained) under `warden/tuf/`, nothing else.
+    static let tufACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "warden/tuf/#", priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
             Client(username: controlUsername, textname: "Warden control (serve)", roles: [RoleReference(rolename: controlRole)]),
             Client(username: cliControlUsername, textname: "Warden control (CLI)", roles: [RoleReference(rolename: controlRole)]),
             Client(username: otaUsername, textname: "Warden OTA block service", roles: [RoleReference(rolename: otaRole)]),
+            Client(username: tufUsername, textname: "Warden TUF metadata publisher", roles: [RoleReference(rolename: tufRole)]),
         ]
-        var roles = [Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs)]
+        var roles = [
+            Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
+            Role(rolename: tufRole, acls: tufACLs),
+        ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))
             roles.append(Role(rolename: device.role.rolename, acls: device.role.acls))

@@ -5,7 +5,7 @@ extension PolicyDocument {
     /// The fleet default, identical to the shipped `policies/default.json` (a test keeps them equal).
     public static let builtInDefault = PolicyDocument(
         version: 1,
-        description: "Fleet default: each device may connect as itself, publish only under its own up/ tree and subscribe to and receive only its own down/ tree. Everything else is denied by default.",
+        description: "Fleet default: each device may connect as itself, publish only under its own up/ tree and subscribe to and receive only its own down/ tree and the signed firmware metadata (warden/tuf/). Everything else is denied by default.",
         statements: [
             Statement(
                 sid: "device-connect-self", effect: .allow, principals: ["device:*"], actions: ["mqtt:connect"],
@@ -16,6 +16,9 @@ extension PolicyDocument {
             Statement(
                 sid: "device-receive-own-down", effect: .allow, principals: ["device:*"],
                 actions: ["mqtt:subscribe", "mqtt:receive"], resources: ["topic:d/${device.id}/down/#"]),
+            Statement(
+                sid: "device-read-firmware-metadata", effect: .allow, principals: ["device:*"],
+                actions: ["mqtt:subscribe", "mqtt:receive"], resources: ["topic:warden/tuf/#"]),
         ])
 
     /// The documents in force for a Warden home: every `*.json` in `$WARDEN_HOME/policies/`, in name order, or the

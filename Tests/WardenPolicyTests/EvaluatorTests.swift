@@ -23,6 +23,8 @@ struct EvaluatorTests {
         ("mqtt:subscribe", "topic:d/pump-001/down/#", "device-receive-own-down"),
         ("mqtt:subscribe", "topic:d/pump-001/down/+/cmd", "device-receive-own-down"),
         ("mqtt:receive", "topic:d/pump-001/down/cmd", "device-receive-own-down"),
+        ("mqtt:subscribe", "topic:warden/tuf/#", "device-read-firmware-metadata"),
+        ("mqtt:receive", "topic:warden/tuf/timestamp.json", "device-read-firmware-metadata"),
     ])
     func shippedAllows(action: String, resource: String, sid: String) throws {
         let decision = try shippedEvaluator().decide(principal: pump, action: action, resource: resource)
@@ -44,6 +46,8 @@ struct EvaluatorTests {
         ("mqtt:publish", "topic:$CONTROL/dynamic-security/v1"),
         ("mqtt:subscribe", "topic:$CONTROL/#"),
         ("mqtt:subscribe", "topic:$SYS/#"),
+        ("mqtt:publish", "topic:warden/tuf/timestamp.json"),
+        ("mqtt:subscribe", "topic:warden/#"),
         ("api:device.enroll", "device:pump-001"),
         ("api:device.revoke", "device:pump-002"),
         ("api:firmware.add", "firmware:pump-fw"),

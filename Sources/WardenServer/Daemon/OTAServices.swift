@@ -7,7 +7,8 @@ import WardenCore
 import WardenPKI
 import WardenStore
 
-/// `serve`'s OTA services over MQTT: the block service (`firmware/OTA-PROTOCOL.md`), as the `warden-ota` identity.
+/// `serve`'s OTA services over MQTT: the block service (`firmware/OTA-PROTOCOL.md`), as the `warden-ota` identity, and
+/// the retained TUF metadata on `warden/tuf/#`, as the `warden-tuf` identity.
 enum OTAServices {
     /// The services to run next to a supervised broker. Issues a fresh `warden-ota` client certificate; the block
     /// service connects (and reconnects) once the broker listens.
@@ -30,6 +31,12 @@ enum OTAServices {
                 return Digest.bytes(fromHex: release.sha256)
             },
             onEvent: { log.notice("\($0)") })
-        return [ClosureService(name: "ota-blocks") { try await blocks.run() }]
+        let metadata = TUFMetadataPublisher(
+            configuration: try TUFMetadataPublisher.issueIdentity(authority: authority, layout: layout, now: Date()),
+            repository: repository, onEvent: { log.notice("\($0)") })
+        return [
+            ClosureService(name: "ota-blocks") { try await blocks.run() },
+            ClosureService(name: "tuf-metadata") { try await metadata.run() },
+        ]
     }
 }
