@@ -14,8 +14,10 @@ public enum DynamicSecurity {
     public static let otaUsername = "warden-ota"
     /// The TUF metadata publisher's identity (`warden serve`), which keeps `warden/tuf/#` retained and current.
     public static let tufUsername = "warden-tuf"
+    /// The presence tracker's identity (`warden serve`), which reads devices' birth and Last Will messages.
+    public static let presenceUsername = "warden-presence"
     /// Every control identity; reconciles never touch them.
-    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername, tufUsername]
+    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername]
     /// Their role.
     public static let controlRole = "warden-control"
     /// Command topic.
@@ -85,6 +87,15 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientSend", topic: "warden/tuf/#", priority: 0, allow: true),
     ]
 
+    /// The presence tracker's role.
+    public static let presenceRole = "warden-presence"
+
+    /// ACLs of the presence role: read `d/+/up/presence`, nothing else.
+    static let presenceACLs: [DynsecACL] = [
+        DynsecACL(acltype: "subscribePattern", topic: PresenceMessage.filter, priority: 0, allow: true),
+        DynsecACL(acltype: "publishClientReceive", topic: PresenceMessage.filter, priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
@@ -92,10 +103,11 @@ public enum DynamicSecurity {
             Client(username: cliControlUsername, textname: "Warden control (CLI)", roles: [RoleReference(rolename: controlRole)]),
             Client(username: otaUsername, textname: "Warden OTA block service", roles: [RoleReference(rolename: otaRole)]),
             Client(username: tufUsername, textname: "Warden TUF metadata publisher", roles: [RoleReference(rolename: tufRole)]),
+            Client(username: presenceUsername, textname: "Warden presence tracker", roles: [RoleReference(rolename: presenceRole)]),
         ]
         var roles = [
             Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
-            Role(rolename: tufRole, acls: tufACLs),
+            Role(rolename: tufRole, acls: tufACLs), Role(rolename: presenceRole, acls: presenceACLs),
         ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))

@@ -139,6 +139,19 @@ public final class Registry: Sendable {
                 CREATE INDEX operator_certificates_by_name ON operator_certificates(name);
                 """)
         }
+        migrator.registerMigration("v4-device-presence") { db in
+            // Presence from the devices' birth / Last Will messages (`d/<id>/up/presence`), kept by `warden serve`.
+            // One row per device; `session` lets a late Last Will of an old session be told from the current one.
+            try db.execute(sql: """
+                CREATE TABLE device_presence (
+                    device_id TEXT PRIMARY KEY NOT NULL REFERENCES devices(id),
+                    connected INTEGER NOT NULL CHECK (connected IN (0, 1)),
+                    session TEXT NOT NULL CHECK (length(session) BETWEEN 1 AND 64),
+                    last_seen REAL NOT NULL,
+                    changed_at REAL NOT NULL
+                ) STRICT;
+                """)
+        }
         return migrator
     }
 

@@ -54,8 +54,8 @@ struct TUFMetadataOverMQTTTests {
         try FileManager.default.createDirectory(atPath: metadataDirectory, withIntermediateDirectories: true)
         try TUFUpdater.provision(trustedRoot: Array(try Data(contentsOf: URL(fileURLWithPath: rootFile))), metadataDirectory: metadataDirectory)
         var updater = TUFUpdater(metadataDirectory: metadataDirectory, fetcher: retained)
-        #expect(await Self.eventually(seconds: 10) { retained.timestamp() != nil }, "retained metadata arrives")
-        #expect(await Self.eventually(seconds: 5) {
+        #expect(await Self.eventually(seconds: 20) { retained.timestamp() != nil }, "retained metadata arrives")
+        #expect(await Self.eventually(seconds: 20) {
             var fresh = updater
             return (try? await fresh.refresh()) != nil && fresh.targetInfo("gw/1.0.0") != nil
         })
@@ -66,8 +66,8 @@ struct TUFMetadataOverMQTTTests {
         let before = retained.timestamp()
         let second = try fleet.dir.write("fw-2.bin", (0..<90_000).map { UInt8(truncatingIfNeeded: $0 &* 17) })
         #expect(try fleet.warden.run(["firmware", "add", second, "--name", "gw", "--version", "1.1.0", "--hardware", "board-a"]).status == 0)
-        #expect(await Self.eventually(seconds: 5) { retained.timestamp() != before }, "a new timestamp is published")
-        #expect(await Self.eventually(seconds: 5) {
+        #expect(await Self.eventually(seconds: 20) { retained.timestamp() != before }, "a new timestamp is published")
+        #expect(await Self.eventually(seconds: 20) {
             var fresh = updater
             return (try? await fresh.refresh()) != nil && fresh.targetInfo("gw/1.1.0") != nil
         })

@@ -13,7 +13,7 @@ struct PolicyTests {
         return try PolicyDocument.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path))), source: path)
     }
 
-    @Test("the shipped default policy compiles to own-topic ACLs only")
+    @Test("the shipped default policy compiles to own-topic ACLs and read-only firmware metadata only")
     func defaultPolicy() throws {
         let role = DynsecCompiler.role(for: "pump-001", groups: [], documents: [try shipped()])
         #expect(role.rolename == "device-pump-001")
@@ -21,6 +21,8 @@ struct PolicyTests {
             DynsecACL(acltype: "publishClientSend", topic: "d/pump-001/up/#", priority: 10, allow: true),
             DynsecACL(acltype: "subscribePattern", topic: "d/pump-001/down/#", priority: 10, allow: true),
             DynsecACL(acltype: "publishClientReceive", topic: "d/pump-001/down/#", priority: 10, allow: true),
+            DynsecACL(acltype: "subscribePattern", topic: "warden/tuf/#", priority: 10, allow: true),
+            DynsecACL(acltype: "publishClientReceive", topic: "warden/tuf/#", priority: 10, allow: true),
         ])
     }
 

@@ -135,6 +135,14 @@ extension WardenRoot.Device {
         struct Output: Encodable {
             let device: DeviceRecord
             let certificates: [Certificate]
+            /// Whether the device holds a broker session now (from its birth / Last Will, kept by `warden serve`).
+            let connected: Bool
+            /// When a presence message of the device was last received; absent if it never announced itself.
+            let lastSeen: Date?
+            enum CodingKeys: String, CodingKey {
+                case device, certificates, connected
+                case lastSeen = "last_seen"
+            }
             struct Certificate: Encodable {
                 let serial: String
                 let notBefore: Date
@@ -164,8 +172,11 @@ extension WardenRoot.Device {
                 Console.out(try CertificateAuthority.chainPEM(leafDER: Array(current.der), layout: global.wardenHome.ca), terminator: "")
                 return
             }
+            let presence = try registry.presence(of: deviceID.rawValue)
             if json {
-                Console.out(try Console.json(Output(device: device, certificates: certificates)))
+                Console.out(
+                    try Console.json(
+                        Output(device: device, certificates: certificates, connected: presence?.connected ?? false, lastSeen: presence?.lastSeen)))
                 return
             }
             Console.out("device:   \(device.id)")
@@ -173,6 +184,9 @@ extension WardenRoot.Device {
             Console.out("groups:   \(device.groups.isEmpty ? "-" : device.groups.joined(separator: ", "))")
             Console.out("enrolled: \(Console.date(device.createdAt))")
             Console.out("key:      sha256:\(device.publicKeyFingerprint)")
+            Console.out(
+                "broker:   \(presence?.connected == true ? "connected" : "not connected")"
+                    + (presence.map { ", last seen \(Console.date($0.lastSeen))" } ?? ", never seen"))
             for certificate in certificates {
                 Console.out(
                     "cert:     serial \(certificate.serial) valid \(Console.date(certificate.notBefore)) .. \(Console.date(certificate.notAfter))"

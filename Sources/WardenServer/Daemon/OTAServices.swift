@@ -8,7 +8,8 @@ import WardenPKI
 import WardenStore
 
 /// `serve`'s OTA services over MQTT: the block service (`firmware/OTA-PROTOCOL.md`), as the `warden-ota` identity, and
-/// the retained TUF metadata on `warden/tuf/#`, as the `warden-tuf` identity.
+/// the retained TUF metadata on `warden/tuf/#`, as the `warden-tuf` identity, and device presence from
+/// `d/+/up/presence`, as the `warden-presence` identity.
 enum OTAServices {
     /// The services to run next to a supervised broker. Issues a fresh `warden-ota` client certificate; the block
     /// service connects (and reconnects) once the broker listens.
@@ -34,9 +35,13 @@ enum OTAServices {
         let metadata = TUFMetadataPublisher(
             configuration: try TUFMetadataPublisher.issueIdentity(authority: authority, layout: layout, now: Date()),
             repository: repository, onEvent: { log.notice("\($0)") })
+        let presence = PresenceTracker(
+            configuration: try PresenceTracker.issueIdentity(authority: authority, layout: layout, now: Date()),
+            registry: registry, onEvent: { log.notice("\($0)") })
         return [
             ClosureService(name: "ota-blocks") { try await blocks.run() },
             ClosureService(name: "tuf-metadata") { try await metadata.run() },
+            ClosureService(name: "presence") { try await presence.run() },
         ]
     }
 }
