@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The admin flow on a throw-away home: CA, three devices with their own keys, enroll, list, revoke, CRL.
+# The admin flow on a throw-away home: CA, three devices with their own keys, enroll, list, a signed firmware
+# release, the broker with default-deny policies, live revocation, CRL, audit.
 set -euo pipefail
 warden="${1:?usage: quickstart.sh PATH/TO/warden}"
 demo="$(pwd)/quickstart-demo"
@@ -28,6 +29,15 @@ done
 step warden device list
 "$warden" device list
 
+# ---- signed firmware: a TUF 1.0 repository (root 2-of-3 offline-capable, online targets/snapshot/timestamp) ----
+step warden firmware keys init
+"$warden" firmware keys init "${pp[@]}"
+head -c 300000 /dev/urandom > "$demo/gw-1.0.0.bin"
+step warden firmware add gw-1.0.0.bin --name gw --version 1.0.0 --hardware board-a
+"$warden" firmware add "$demo/gw-1.0.0.bin" --name gw --version 1.0.0 --hardware board-a "${pp[@]}"
+step warden firmware list
+"$warden" firmware list
+
 # ---- the broker: mTLS, CRL, default-deny dynamic security, supervised by warden serve ----
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 step warden broker config --out broker --port "$port"
@@ -53,6 +63,9 @@ mq pump-001 mosquitto_pub -t d/gate-003/up/telemetry -m spoof -d 2>&1 | grep -E 
 step "pump-001 subscribes to '#': denied"
 mq pump-001 mosquitto_sub -t '#' -W 1 -d 2>&1 | grep -E "Subscribed|denied" || true
 
+step "gate-003 reads the signed TUF timestamp, retained on warden/tuf/timestamp.json (devices verify it; the broker is not trusted)"
+mq gate-003 mosquitto_sub -t warden/tuf/timestamp.json -C 1 -W 5 | head -c 400; echo
+
 step "openssl verify -x509_strict -purpose sslclient (independent check of pump-001)"
 "$warden" ca bundle --out "$demo/bundle.pem"
 openssl verify -x509_strict -purpose sslclient -CAfile "$demo/bundle.pem" "$demo/devices/pump-001.crt.pem"
@@ -62,7 +75,8 @@ step warden device revoke pump-002 --reason keyCompromise
 
 step "warden device revoke pump-001 --reason keyCompromise   (pump-001 is connected right now)"
 "$warden" device revoke pump-001 --reason keyCompromise "${pp[@]}"
-sleep 0.5
+# The kick is immediate; mosquitto_sub then tries to reconnect, is refused at the handshake and exits.
+for _ in $(seq 1 30); do kill -0 "$sub_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$sub_pid" 2>/dev/null; then echo "pump-001's session is STILL open"; kill "$sub_pid"; exit 1; fi
 echo "pump-001's live session was disconnected:"; tail -2 "$demo/pump-001.sub.log"
 step "pump-001 tries to reconnect: refused at the TLS handshake"
