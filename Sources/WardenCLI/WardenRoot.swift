@@ -16,7 +16,7 @@ public struct WardenRoot: AsyncParsableCommand {
             64 usage error.
             """,
         subcommands: [CA.self, Device.self, Cert.self, CRLCommand.self, Audit.self, Policy.self, Broker.self, Serve.self,
-            Firmware.self,
+            Firmware.self, Rollout.self,
         ]
     )
 
