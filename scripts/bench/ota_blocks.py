@@ -19,6 +19,7 @@ Prints RESULT lines for the shell script.
 """
 import hashlib
 import os
+import shutil
 import socket
 import ssl
 import struct
@@ -280,6 +281,13 @@ def main(argv: list) -> int:
     cafile = os.path.join(broker, "ca.pem")
     control = ["--cert", os.path.join(broker, "control-cli.crt.pem"), "--key", os.path.join(broker, "control-cli.key.pem")]
     work = tempfile.mkdtemp(prefix="ota-bench-")
+    try:
+        return measure(work, broker, chains, port, image_path, block_size, runs, ids, image, image_hash, blocks, count, root, cafile, control)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work, broker, chains, port, image_path, block_size, runs, ids, image, image_hash, blocks, count, root, cafile, control):
     request_id = [0]
 
     def creds(ident):
