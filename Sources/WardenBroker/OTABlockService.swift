@@ -60,6 +60,8 @@ public actor OTABlockService {
     public typealias Authorizer = @Sendable (_ device: String, _ target: [UInt8]) async -> Decision
     /// Resolves `name@version` to an image SHA-256 for `device`, or nil if unknown.
     public typealias Resolver = @Sendable (_ device: String, _ name: String, _ version: String) async -> [UInt8]?
+    /// Handles a status report published on `d/<device>/up/ota/status` (after the same rate limit as requests).
+    public typealias StatusHandler = @Sendable (_ device: String, _ payload: [UInt8]) async -> Void
 
     /// Counters since start.
     public struct Statistics: Sendable, Equatable {
@@ -165,6 +167,7 @@ public actor OTABlockService {
     let limits: Limits
     let authorize: Authorizer
     let resolve: Resolver
+    let onStatus: StatusHandler?
     let onEvent: @Sendable (String) -> Void
 
     var images: [ImageKey: Task<Loaded, Never>] = [:]
@@ -185,13 +188,16 @@ public actor OTABlockService {
     ///   - imageDirectory: where images are stored as `<sha256 hex>` (`$WARDEN_HOME/firmware`).
     ///   - authorize: called once per accepted request; default allows every device.
     ///   - resolve: maps `name@version` requests to an image hash; default resolves nothing (`not_found`).
+    ///   - onStatus: if given, the service also subscribes to `d/+/up/ota/status` and hands each report to it.
     ///   - onEvent: one line per noteworthy event (refusals, corrupt images, reconnects), for the log.
     public init(
         configuration: MQTTConfiguration, imageDirectory: String, limits: Limits = Limits(),
         authorize: @escaping Authorizer = { _, _ in .allow },
         resolve: @escaping Resolver = { _, _, _ in nil },
+        onStatus: StatusHandler? = nil,
         onEvent: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        self.onStatus = onStatus
         self.configuration = configuration
         self.imageDirectory = imageDirectory
         self.limits = limits
@@ -233,6 +239,13 @@ public actor OTABlockService {
             throw WardenError.policy(
                 "the broker refused \(configuration.clientID) the subscription to \(OTATopics.requestFilter) (reason \(granted)); regenerate the broker setup with 'warden broker config'")
         }
+        if onStatus != nil {
+            let status = try await client.subscribe(OTATopics.statusFilter, qos: 1)
+            guard status < 0x80 else {
+                await client.disconnect()
+                throw WardenError.policy("the broker refused \(configuration.clientID) the subscription to \(OTATopics.statusFilter) (reason \(status))")
+            }
+        }
         connectedClient = client
         onEvent("OTA block service subscribed to \(OTATopics.requestFilter)")
         let (signals, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -262,7 +275,8 @@ public actor OTABlockService {
 
     /// Handles one request message.
     func handle(_ message: MQTTMessage, client: MQTTClient) async {
-        guard let device = OTATopics.device(in: message.topic, leaf: "get") else { return }
+        let statusDevice = OTATopics.device(in: message.topic, leaf: "status")
+        guard let device = OTATopics.device(in: message.topic, leaf: "get") ?? statusDevice else { return }
         stats.requests += 1
         // The rate limit comes first, so a storm of garbage costs one dictionary lookup per message.
         let now = ContinuousClock.now
@@ -285,6 +299,10 @@ public actor OTABlockService {
         bucket.tokens -= 1
         buckets[device] = bucket
         if buckets.count > 4 * limits.maxQueuedDevices { pruneBuckets(now: now) }
+        if statusDevice != nil {
+            await onStatus?(device, message.payload)
+            return
+        }
 
         let request: OTAWire.BlockRequest
         do {

@@ -17,7 +17,7 @@ public struct WardenRoot: AsyncParsableCommand {
             """,
         subcommands: [
             CA.self, Device.self, Cert.self, CRLCommand.self, Audit.self, Policy.self, Operator.self, Broker.self, Serve.self,
-            Firmware.self,
+            Firmware.self, Rollout.self,
         ]
     )
 

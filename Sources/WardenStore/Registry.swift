@@ -139,6 +139,35 @@ public final class Registry: Sendable {
                 CREATE INDEX operator_certificates_by_name ON operator_certificates(name);
                 """)
         }
+        migrator.registerMigration("v3-rollouts") { db in
+            // Staged firmware rollouts (Uptane director style: one row per device says what it is assigned).
+            try db.execute(sql: """
+                CREATE TABLE rollouts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    target_name TEXT NOT NULL CHECK (length(target_name) BETWEEN 1 AND 128),
+                    target_version TEXT NOT NULL CHECK (length(target_version) BETWEEN 1 AND 64),
+                    target_sha256 TEXT NOT NULL CHECK (length(target_sha256) = 64),
+                    group_name TEXT NOT NULL CHECK (length(group_name) BETWEEN 1 AND 64),
+                    waves TEXT NOT NULL,
+                    abort_failure_rate REAL NOT NULL CHECK (abort_failure_rate BETWEEN 0 AND 100),
+                    state TEXT NOT NULL CHECK (state IN ('running', 'paused', 'aborted', 'completed')),
+                    current_wave INTEGER NOT NULL CHECK (current_wave >= 0),
+                    reason TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                ) STRICT;
+                CREATE TABLE rollout_devices (
+                    rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+                    device_id TEXT NOT NULL REFERENCES devices(id),
+                    wave INTEGER NOT NULL CHECK (wave >= 0),
+                    state TEXT NOT NULL CHECK (state IN ('scheduled', 'pending', 'downloading', 'succeeded', 'failed', 'cancelled')),
+                    reason TEXT,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (rollout_id, device_id)
+                ) STRICT;
+                CREATE INDEX rollout_devices_by_device ON rollout_devices(device_id, state);
+                """)
+        }
         migrator.registerMigration("v4-device-presence") { db in
             // Presence from the devices' birth / Last Will messages (`d/<id>/up/presence`), kept by `warden serve`.
             // One row per device; `session` lets a late Last Will of an old session be told from the current one.

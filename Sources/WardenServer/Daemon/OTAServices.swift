@@ -20,16 +20,34 @@ enum OTAServices {
         let log = logger
         let blocks = OTABlockService(
             configuration: configuration, imageDirectory: authority.home.path + "/firmware",
-            authorize: { device, _ in
+            authorize: { device, target in
                 // Only active devices fetch firmware; a revoked one is also refused by the broker, this closes the gap
                 // until its session is kicked.
                 guard let record = try? registry.device(device) else { return .deny("device \(device) is not registered") }
-                return record.status == .active ? .allow : .deny("device \(device) is \(record.status.rawValue)")
+                guard record.status == .active else { return .deny("device \(device) is \(record.status.rawValue)") }
+                // Uptane director style: a device with a rollout assignment fetches only the target assigned to it.
+                if let assignment = try? registry.currentAssignment(device: device),
+                   assignment.rollout.targetSHA256 != Digest.hex(target) {
+                    return .deny("device \(device) is assigned \(assignment.rollout.targetName)@\(assignment.rollout.targetVersion), not this image")
+                }
+                return .allow
             },
-            resolve: { _, name, version in
-                // name@version names a published target of the firmware repository (`warden firmware list`).
+            resolve: { device, name, version in
+                // A device's assigned target first, then any published target of the repository (`warden firmware list`).
+                if let assignment = try? registry.currentAssignment(device: device),
+                   assignment.rollout.targetName == name, assignment.rollout.targetVersion == version {
+                    return Digest.bytes(fromHex: assignment.rollout.targetSHA256)
+                }
                 guard let release = try? repository.list().first(where: { $0.name == name && $0.version == version }) else { return nil }
                 return Digest.bytes(fromHex: release.sha256)
+            },
+            onStatus: { device, payload in
+                do {
+                    let rollout = try authority.acceptSignedReport(device: device, payload: payload, now: Date())
+                    log.info("rollout status report", metadata: ["device": "\(device)", "rollout": "\(rollout.id)", "rollout_state": "\(rollout.state.rawValue)"])
+                } catch {
+                    log.notice("status report from \(device) refused: \(error)")
+                }
             },
             onEvent: { log.notice("\($0)") })
         let metadata = TUFMetadataPublisher(
