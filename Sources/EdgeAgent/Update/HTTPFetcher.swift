@@ -12,7 +12,9 @@ import FoundationNetworking
 /// - endless data: the body is counted as it arrives and the transfer is cancelled once `maxLength` is exceeded
 ///   (a `Content-Length` above the limit is refused before the body is read);
 /// - slow retrieval: every request has an idle timeout and a total deadline;
-/// - scheme downgrade: a redirect to another scheme (https → http, or to `file:`) is refused.
+/// - scheme change: a redirect to another scheme (https → http, http → https) is refused, and so is any final response
+///   whose URL is not on the request's scheme (FoundationNetworking resolves a `file:` Location against the current
+///   origin, so it never reads a local file).
 ///
 /// HTTPS uses the system trust store (FoundationNetworking over libcurl); there is no custom anchor yet.
 public struct HTTPFetcher: TUFFetcher {
@@ -116,11 +118,19 @@ final class BoundedDownload: NSObject, URLSessionDataDelegate, @unchecked Sendab
     ) {
         let code = (response as? HTTPURLResponse)?.statusCode
         let tooLong = code == 200 && response.expectedContentLength > Int64(maxLength)
+        // A redirect the delegate never saw (FoundationNetworking does not always ask) must still stay on the scheme.
+        let from = url.scheme?.lowercased()
+        let to = response.url?.scheme?.lowercased()
+        let offScheme = code == nil || to != from
         lock.withLock {
             status = code
-            if tooLong { refusal = WardenError.badInput("'\(shownURL)' is longer than the \(maxLength)-byte limit") }
+            if offScheme {
+                refusal = WardenError.badInput("'\(shownURL)' redirects to a \(to ?? "non-HTTP") URL; only \(from ?? "") redirects are followed")
+            } else if tooLong {
+                refusal = WardenError.badInput("'\(shownURL)' is longer than the \(maxLength)-byte limit")
+            }
         }
-        completionHandler(tooLong ? .cancel : .allow)
+        completionHandler(tooLong || offScheme ? .cancel : .allow)
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
