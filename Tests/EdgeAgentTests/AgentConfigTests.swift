@@ -109,6 +109,20 @@ import WardenTestSupport
         }
         #expect(try setup.run(good).status == 0)
 
+        // A config for another device of the same fleet is refused.
+        let bundle = setup.dir.file("bundle.pem")
+        let neighbour = setup.dir.file("neighbour")
+        try Setup.ok(try Agent.run(["init", "--id", "gw-0102", "--out", neighbour]), "init neighbour")
+        try Setup.ok(try setup.warden.run(["device", "enroll", "gw-0102", "--csr", neighbour + "/device.csr", "--out", setup.dir.file("n.pem")]), "enroll")
+        let forNeighbour = setup.dir.file("neighbour.json")
+        try Setup.ok(try setup.warden.run([
+            "device", "config", "gw-0102", "--broker", "mqtts://127.0.0.1:8883", "--https-url", "https://127.0.0.1:8443", "--out", forNeighbour,
+        ]), "config neighbour")
+        let misdirected = try setup.run(forNeighbour)
+        #expect(misdirected.status == 1 && misdirected.oneLineError && misdirected.stderr.contains("not this device"), "\(misdirected.stderr)")
+        #expect(setup.floor == "1\n")
+        #expect(FileManager.default.fileExists(atPath: bundle))
+
         // A state directory without a trust anchor accepts nothing.
         let bare = setup.dir.file("bare")
         try Setup.ok(try Agent.run(["init", "--id", "gw-0101", "--out", bare]), "init")

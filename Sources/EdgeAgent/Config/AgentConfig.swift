@@ -89,6 +89,7 @@ public struct AgentConfig: Sendable, Equatable {
 
 /// The agent's persistent state directory (`--state DIR`): its identity, its trust anchor and the config floor.
 ///
+/// - `device.csr`: the device's own request (`warden-agent init`), whose CN is the device id a config must name;
 /// - `trust.pem`: the trust anchor the device was provisioned with (`warden-agent init --trust FILE`);
 /// - `config.version`: the highest config version ever accepted; an older config is refused.
 public struct AgentState: Sendable {
@@ -102,6 +103,8 @@ public struct AgentState: Sendable {
     public var trustPath: String { directory + "/trust.pem" }
     /// `DIR/config.version`.
     public var configFloorPath: String { directory + "/config.version" }
+    /// `DIR/device.csr`, written by `warden-agent init`: names the device this state belongs to.
+    public var csrPath: String { directory + "/device.csr" }
 
     /// Checks that `path` holds PEM certificates and that no trust anchor is installed yet; returns its bytes.
     public func checkTrust(from path: String) throws -> [UInt8] {
@@ -139,6 +142,17 @@ public struct AgentState: Sendable {
         let trust = try SecureFile.read(trustPath, what: "trust anchor")
         let bytes = try SecureFile.read(path, limit: AgentConfig.maximumBytes, what: "config file")
         let config = try await AgentConfig.verify(bytes, source: path, trustPEM: trust, trustSource: trustPath, now: now)
+        // The config must be for this device: the CN of the device's own CSR (which also proves the CSR is intact).
+        guard SecureFile.mode(of: csrPath) != nil else {
+            throw WardenError.notFound("no device identity '\(csrPath)' in the state directory; run 'warden-agent init' first")
+        }
+        do {
+            _ = try CSRValidator.validate(
+                try SecureFile.read(csrPath, limit: CSRValidator.maximumSize, what: "device CSR"), deviceID: config.deviceID,
+                profile: .builtInDevice, source: csrPath)
+        } catch let error as WardenError where error.code == .policyViolation {
+            throw WardenError.policy("config '\(path)' is for device '\(config.deviceID)', not this device ('\(csrPath)')")
+        }
         let floor = try configFloor()
         guard config.version >= floor else {
             throw WardenError.policy("config '\(path)' has version \(config.version), older than the accepted version \(floor)")
