@@ -12,7 +12,9 @@ import PackageDescription
 //   Hummingbird, NIO, NIOSSL, ServiceLifecycle, Prometheus, Metrics, Logging -> WardenServer.
 // ArgumentParser is the one exception: each executable has its own thin command-tree module
 // (WardenCLI, EdgeAgentCLI), because the agent must never link the authority's CLI.
-//   warden-agent (exe) -> EdgeAgentCLI -> EdgeCore
+//   warden-agent (exe) -> EdgeAgentCLI -> EdgeAgent -> EdgeCore, WardenUpdate, WardenPKI, WardenCore (WardenMQTT next)
+// EdgeAgent (the agent runtime: identity, TUF client, config verification) never depends on WardenStore,
+// WardenAuthority, WardenBroker, WardenServer or WardenCLI: the agent must not link the authority.
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -112,16 +114,23 @@ let package = Package(
         .executableTarget(name: "warden", dependencies: ["WardenCLI"], swiftSettings: strict),
         // The edge side never links the authority (WardenStore, WardenCLI).
         .target(name: "EdgeCore", swiftSettings: strict),
+        // The agent runtime: device identity (key + CSR), the TUF client over HTTP(S), config verification.
+        .target(
+            name: "EdgeAgent",
+            dependencies: ["EdgeCore", "WardenCore", "WardenPKI", "WardenUpdate"],
+            swiftSettings: strict
+        ),
         .target(
             name: "EdgeAgentCLI",
             dependencies: [
-                "EdgeCore",
+                "EdgeCore", "EdgeAgent", "WardenCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(name: "warden-agent", dependencies: ["EdgeAgentCLI"], swiftSettings: strict),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         // Shared test helpers: run the built executables, openssl and pkilint as oracles.
         .target(name: "WardenTestSupport", dependencies: ["WardenCore"], path: "Tests/WardenTestSupport"),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),

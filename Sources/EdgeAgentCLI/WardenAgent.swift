@@ -1,17 +1,32 @@
 import ArgumentParser
+import EdgeAgent
 import EdgeCore
 
-/// The `warden-agent` command tree. The executable's `main.swift` only calls ``WardenAgent/main(_:)``.
-public struct WardenAgent: ParsableCommand {
+/// The `warden-agent` command tree. The executable's `main.swift` only calls ``WardenAgent/entry(_:)``.
+public struct WardenAgent: AsyncParsableCommand {
     /// Command metadata.
     public static let configuration = CommandConfiguration(
         commandName: "warden-agent",
         abstract: "The Warden reference edge agent.",
-        subcommands: [Replay.self, QueueWriter.self, Bench.self]
+        subcommands: [Init.self, Run.self, Replay.self, QueueWriter.self, Bench.self, TUFClientCommand.self]
     )
 
     /// Creates the root command.
     public init() {}
+
+    /// Parses the process arguments and runs the selected command (sync or async): the whole body of `warden-agent`.
+    public static func entry(_ arguments: [String]? = nil) async {
+        do {
+            var command = try parseAsRoot(arguments ?? Array(CommandLine.arguments.dropFirst()))
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Exit codes shared by the agent's commands.

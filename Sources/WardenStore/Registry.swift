@@ -181,6 +181,18 @@ public final class Registry: Sendable {
                 ) STRICT;
                 """)
         }
+        migrator.registerMigration("v5-agent-config") { db in
+            // The last signed agent config version issued per device (`warden device config`): versions only go up,
+            // so an agent can refuse any config older than one it already accepted.
+            try db.execute(sql: """
+                CREATE TABLE agent_configs (
+                    device_id TEXT PRIMARY KEY NOT NULL REFERENCES devices(id),
+                    version INTEGER NOT NULL CHECK (version >= 1),
+                    issued_at REAL NOT NULL,
+                    sha256 TEXT NOT NULL CHECK (length(sha256) = 64)
+                ) STRICT;
+                """)
+        }
         return migrator
     }
 

@@ -1,3 +1,3 @@
 import EdgeAgentCLI
 
-WardenAgent.main()
+await WardenAgent.entry()
