@@ -26,9 +26,12 @@ quickstart: deps-quickstart
 	@scripts/quickstart.sh "$$($(SWIFT) build --show-bin-path)/warden"
 
 ## Installs what is missing and runs the whole suite; ends with swift test's summary.
+## Tests run one at a time (--no-parallel): many start real Mosquitto, `warden serve` and CLI processes and wait on
+## them, and in-process HTTPS servers share Swift's 2-thread cooperative pool with those waits; run in parallel on
+## 2 cores, the waits starved the servers into 20 s timeouts. One at a time the suite takes about 6.5 minutes.
 test: deps-test
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
-	$(SWIFT) test $(SWIFT_FLAGS) --skip-build 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build --no-parallel 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 
 ## Benchmarks (release, separate package): see docs/PERFORMANCE.md
 bench: deps-test
