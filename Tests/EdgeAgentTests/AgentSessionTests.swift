@@ -47,7 +47,7 @@ struct AgentSessionTests {
         return condition()
     }
 
-    @Test("birth → connected + last_seen; replayed telemetry reaches an observer once per queued id; SIGTERM → offline, exit 0; revoke → cut off, agent keeps retrying")
+    @Test("birth → connected + last_seen; replayed telemetry reaches an observer once per queued id; SIGTERM → offline, exit 0; broker restart → re-announced; revoke → cut off, agent keeps retrying")
     func endToEnd() throws {
         let dir = try TemporaryDirectory()
         chmod(dir.path, 0o755)  // Mosquitto may drop to its own user and must reach the broker setup.
@@ -136,6 +136,18 @@ struct AgentSessionTests {
         let again = try SpawnedProcess(Agent.executable, runArguments, output: againLog)
         defer { again.stop(SIGKILL, grace: 0) }
         #expect(Self.waitUntil(timeout: 15) { show()?.connected == true }, "reconnected: \(Self.text(againLog))")
+        // The broker dies (kill -9 by PID; serve restarts it): the agent backs off, reconnects with a new session
+        // and announces itself again.
+        func brokerPID() -> Int32? {
+            (try? String(contentsOfFile: brokerDir + "/mosquitto.pid", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        func sessions() -> Int { Self.text(againLog).components(separatedBy: "connected to 127.0.0.1").count - 1 }
+        let oldBroker = try #require(brokerPID())
+        kill(oldBroker, SIGKILL)
+        #expect(Self.waitUntil(timeout: 20) { sessions() >= 2 }, "re-announced after the broker restart: \(Self.text(againLog))")
+        #expect(Self.text(againLog).contains("link to the broker lost"))
+        #expect(Self.waitUntil(timeout: 10) { show()?.connected == true }, "connected again after the broker restart")
+        #expect(again.isRunning)
         try Self.ok(try warden.run(["device", "revoke", Self.id, "--reason", "keyCompromise"]), "revoke")
         #expect(Self.waitUntil(timeout: 15) { show()?.connected == false }, "revoke → not connected")
         #expect(Self.waitUntil(timeout: 15) { Self.text(againLog).components(separatedBy: "connection failed").count >= 3 },
