@@ -12,8 +12,8 @@ import PackageDescription
 //   Hummingbird, NIO, NIOSSL, ServiceLifecycle, Prometheus, Metrics, Logging -> WardenServer.
 // ArgumentParser is the one exception: each executable has its own thin command-tree module
 // (WardenCLI, EdgeAgentCLI), because the agent must never link the authority's CLI.
-//   warden-agent (exe) -> EdgeAgentCLI -> EdgeAgent -> EdgeCore, WardenUpdate, WardenPKI, WardenCore (WardenMQTT next)
-// EdgeAgent (the agent runtime: identity, TUF client, config verification) never depends on WardenStore,
+//   warden-agent (exe) -> EdgeAgentCLI -> EdgeAgent -> EdgeCore, WardenUpdate, WardenPKI, WardenCore, WardenMQTT
+// EdgeAgent (the agent runtime: identity, TUF client, config verification, MQTT session) never depends on WardenStore,
 // WardenAuthority, WardenBroker, WardenServer or WardenCLI: the agent must not link the authority.
 
 let strict: [SwiftSetting] = [
@@ -114,10 +114,11 @@ let package = Package(
         .executableTarget(name: "warden", dependencies: ["WardenCLI"], swiftSettings: strict),
         // The edge side never links the authority (WardenStore, WardenCLI).
         .target(name: "EdgeCore", swiftSettings: strict),
-        // The agent runtime: device identity (key + CSR), the TUF client over HTTP(S), config verification.
+        // The agent runtime: device identity (key + CSR), the TUF client over HTTP(S), config verification, and the
+        // MQTT session (presence, telemetry drain) over WardenMQTT.
         .target(
             name: "EdgeAgent",
-            dependencies: ["EdgeCore", "WardenCore", "WardenPKI", "WardenUpdate"],
+            dependencies: ["EdgeCore", "WardenCore", "WardenPKI", "WardenUpdate", "WardenMQTT"],
             swiftSettings: strict
         ),
         .target(

@@ -72,9 +72,10 @@ import WardenTestSupport
         #expect(setup.floor == "2\n")
         // The audit log records every issued config.
         #expect(try setup.warden.run(["audit", "log", "--device", setup.id]).stdout.components(separatedBy: "device.config").count == 3)
-        // Without --check the agent verifies and then says plainly that it cannot run the session yet.
-        let notYet = try setup.run(second, check: false)
-        #expect(notYet.status == 1 && notYet.stdout.contains("config verified") && notYet.stderr.contains("not implemented"))
+        // Without --check the agent verifies, then refuses to start a session without DIR/device.crt.pem (exit 2).
+        let noCertificate = try setup.run(second, check: false)
+        #expect(noCertificate.status == 2 && noCertificate.stdout.contains("config verified") && noCertificate.oneLineError
+            && noCertificate.stderr.contains("device.crt.pem"), "\(noCertificate.stderr)")
     }
 
     @Test func tamperedUnsignedAndForeignConfigsAreRefusedBeforeAnythingRuns() throws {
