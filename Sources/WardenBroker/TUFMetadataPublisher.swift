@@ -2,7 +2,7 @@ import Foundation
 import WardenAuthority
 import WardenCore
 import WardenMQTT
-import WardenPKI
+import WardenUpdate
 
 extension BrokerLayout {
     /// The TUF metadata publisher's client certificate chain (CN `warden-tuf`), issued by `warden serve` at start.
@@ -59,25 +59,44 @@ public struct TUFMetadataPublisher: Sendable {
             authority: authority, layout: layout, now: now)
     }
 
-    /// The metadata files to publish now, by topic. Empty when no repository exists yet.
+    /// What identifies the published state cheaply: the bytes of `timestamp.json` (every change of targets or
+    /// snapshot produces a new timestamp) and the newest root version. Nil when no repository exists yet.
+    struct Fingerprint: Equatable {
+        var timestamp: [UInt8]
+        var rootVersion: Int64
+    }
+
+    /// Reads the fingerprint: one small file and a few `stat`s, so polling it every ``pollInterval`` stays cheap
+    /// however many targets the repository holds.
+    func fingerprint(knownRootVersion: Int64) throws -> Fingerprint? {
+        guard repository.isInitialized, let timestamp = repository.metadataFile("timestamp.json") else { return nil }
+        var version = max(1, knownRootVersion)
+        while repository.metadataFile("\(version + 1).root.json") != nil { version += 1 }
+        return Fingerprint(timestamp: try SecureFile.read(timestamp, limit: 1024 * 1024, what: "timestamp metadata"), rootVersion: version)
+    }
+
+    /// The metadata files to publish for `fingerprint`, by topic. Only the timestamp and snapshot are parsed (to
+    /// find the current versioned names); the targets file, which grows with the repository, is read, not parsed.
     /// - Throws: ``WardenError`` when the published metadata cannot be read.
-    public func currentFiles() throws -> [String: [UInt8]] {
-        guard repository.isInitialized else { return [:] }
-        var names: [String] = []
-        let root = try repository.currentRoot()
-        for version in 1...max(1, root.payload.version) { names.append("\(version).root.json") }
-        let state = try repository.currentState()
-        names.append("timestamp.json")
-        names.append("\(state.timestamp.payload.snapshot.version).snapshot.json")
-        if let targets = state.snapshot.payload.meta["targets.json"]?.version { names.append("\(targets).targets.json") }
-        var files: [String: [UInt8]] = [:]
-        for name in names {
-            guard let path = repository.metadataFile(name) else {
-                throw WardenError.storage("the published metadata '\(name)' is missing from '\(repository.metadataDirectory)'")
-            }
-            files[TUFTopics.metadata(name)] = try SecureFile.read(path, limit: MQTTMessage.maximumPayloadSize, what: "metadata file")
+    func files(for fingerprint: Fingerprint) throws -> [String: [UInt8]] {
+        let timestamp = try SignedMetadata<TimestampMetadata>.parse(fingerprint.timestamp, what: "timestamp.json")
+        let snapshotName = "\(timestamp.payload.snapshot.version).snapshot.json"
+        var files: [String: [UInt8]] = [TUFTopics.metadata("timestamp.json"): fingerprint.timestamp]
+        let snapshotBytes = try read(snapshotName)
+        files[TUFTopics.metadata(snapshotName)] = snapshotBytes
+        let snapshot = try SignedMetadata<SnapshotMetadata>.parse(snapshotBytes, what: snapshotName)
+        if let targets = snapshot.payload.meta["targets.json"]?.version {
+            files[TUFTopics.metadata("\(targets).targets.json")] = try read("\(targets).targets.json")
         }
+        for version in 1...fingerprint.rootVersion { files[TUFTopics.metadata("\(version).root.json")] = try read("\(version).root.json") }
         return files
+    }
+
+    func read(_ name: String) throws -> [UInt8] {
+        guard let path = repository.metadataFile(name) else {
+            throw WardenError.storage("the published metadata '\(name)' is missing from '\(repository.metadataDirectory)'")
+        }
+        return try SecureFile.read(path, limit: MQTTMessage.maximumPayloadSize, what: "metadata file")
     }
 
     /// Connects, publishes and keeps the retained metadata current until cancelled; reconnects after `retryDelay`
@@ -101,10 +120,14 @@ public struct TUFMetadataPublisher: Sendable {
         try await client.connect()
         defer { Task { await client.disconnect() } }
         var published: [String: [UInt8]] = [:]
+        var seen: Fingerprint?
         while !Task.isCancelled {
             guard client.isConnected else { throw WardenError.storage("the broker closed the TUF publisher's connection") }
-            let files = try currentFiles()
-            published = try await publishChanges(from: published, to: files, via: client)
+            let current = try fingerprint(knownRootVersion: seen?.rootVersion ?? 1)
+            if let current, current != seen {
+                published = try await publishChanges(from: published, to: try files(for: current), via: client)
+                seen = current
+            }
             try await Task.sleep(for: pollInterval)
         }
     }
