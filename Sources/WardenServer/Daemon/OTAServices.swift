@@ -17,6 +17,7 @@ enum OTAServices {
         let configuration = try OTAIdentity.issue(authority: authority, layout: layout, now: Date())
         let registry = authority.registry
         let repository = FirmwareRepository(home: authority.home)
+        let releases = FirmwareReleaseLookup(repository: repository)
         let log = logger
         let blocks = OTABlockService(
             configuration: configuration, imageDirectory: authority.home.path + "/firmware",
@@ -38,7 +39,7 @@ enum OTAServices {
                    assignment.rollout.targetName == name, assignment.rollout.targetVersion == version {
                     return Digest.bytes(fromHex: assignment.rollout.targetSHA256)
                 }
-                guard let release = try? repository.list().first(where: { $0.name == name && $0.version == version }) else { return nil }
+                guard let release = try? releases.release(name: name, version: version) else { return nil }
                 return Digest.bytes(fromHex: release.sha256)
             },
             onStatus: { device, payload in
