@@ -28,6 +28,19 @@ extension FirmwareRepository {
         }
     }
 
+    /// When ``refreshIfNeeded(passphrase:registry:actor:now:)`` will next have work: the earliest point at which one of
+    /// the published timestamp, snapshot or targets has half of its lifetime left. Nothing published later can make
+    /// that point earlier (new metadata only expires later), so a caller may skip checks until then instead of
+    /// parsing a targets role that grows with the repository at every check.
+    /// - Throws: ``WardenError`` when the published metadata cannot be read.
+    public func nextRefreshDue() throws -> Date {
+        let state = try currentState()
+        return min(
+            state.timestamp.payload.expires.addingTimeInterval(-expiries.lifetime(.timestamp) / 2),
+            state.snapshot.payload.expires.addingTimeInterval(-expiries.lifetime(.snapshot) / 2),
+            state.targets.payload.expires.addingTimeInterval(-expiries.lifetime(.targets) / 2))
+    }
+
     /// The earliest expiry among the published timestamp, snapshot and targets (for monitoring).
     public func earliestExpiry() throws -> Date {
         let state = try currentState()

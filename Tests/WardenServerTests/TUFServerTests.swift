@@ -257,9 +257,15 @@ struct PythonTUFClient {
         let repository = FirmwareRepository(home: WardenHome(path: directory.file("home")), keyIterations: 1000)
         let now = Date()
         try repository.initialize(passphrase: Self.passphrase, registry: nil, actor: "test", now: now)
+        // The next re-signing is due at the timestamp's half-life (12 h); nothing earlier has work.
+        let due = try repository.nextRefreshDue()
+        #expect(abs(due.timeIntervalSince(now) - 12 * 3600) < 5)
+        #expect(try repository.refreshIfNeeded(passphrase: Self.passphrase, registry: nil, actor: "t", now: due.addingTimeInterval(-60)).isEmpty)
         #expect(try repository.refreshIfNeeded(passphrase: Self.passphrase, registry: nil, actor: "t", now: now.addingTimeInterval(3600)).isEmpty)
         let h13 = try repository.refreshIfNeeded(passphrase: Self.passphrase, registry: nil, actor: "t", now: now.addingTimeInterval(13 * 3600))
         #expect(h13.map(\.0) == [.timestamp])
+        // After that re-signing the next due point is the new timestamp's half-life: 13 h + 12 h.
+        #expect(abs(try repository.nextRefreshDue().timeIntervalSince(now) - 25 * 3600) < 5)
         let d4 = try repository.refreshIfNeeded(passphrase: Self.passphrase, registry: nil, actor: "t", now: now.addingTimeInterval(4 * 86_400))
         #expect(d4.map(\.0) == [.snapshot, .timestamp])
         let d16 = try repository.refreshIfNeeded(passphrase: Self.passphrase, registry: nil, actor: "t", now: now.addingTimeInterval(16 * 86_400))

@@ -13,23 +13,38 @@ struct TUFRefresher: Sendable {
     let passphrase: [UInt8]
     let logger: Logger
 
+    /// Checks every `interval`, but parses the published metadata only once it is due
+    /// (``FirmwareRepository/nextRefreshDue()``) or when the published timestamp changed (another process signed), so
+    /// a large repository costs one small file read per interval between re-signings.
     func run(every interval: Duration) async throws {
+        var due: Date?
+        var seen: Data?
         while !Task.isCancelled {
-            refresh(now: Date())
+            let now = Date()
+            let timestamp = repository.metadataFile("timestamp.json").flatMap { FileManager.default.contents(atPath: $0) }
+            if timestamp != seen || due.map({ now >= $0 }) ?? true {
+                due = refresh(now: now)
+                seen = repository.metadataFile("timestamp.json").flatMap { FileManager.default.contents(atPath: $0) }
+            }
             try await Task.sleep(for: interval)
         }
     }
 
-    func refresh(now: Date) {
+    /// Re-signs what is half-expired. - Returns: when the next re-signing is due, or nil to check again at the next
+    /// interval (no repository yet, or an error).
+    @discardableResult
+    func refresh(now: Date) -> Date? {
         // A repository created while serve runs ('firmware keys init') is picked up at the next check.
-        guard repository.isInitialized else { return }
+        guard repository.isInitialized else { return nil }
         do {
             let signed = try repository.refreshIfNeeded(passphrase: passphrase, registry: authority.registry, actor: authority.actor, now: now)
             if !signed.isEmpty {
                 logger.info("re-signed firmware metadata", metadata: ["signed": "\(signed.map { "\($0.0.rawValue) v\($0.1)" })"])
             }
+            return try repository.nextRefreshDue()
         } catch {
             logger.error("firmware metadata refresh failed: \(error)")
+            return nil
         }
     }
 }
