@@ -17,8 +17,7 @@ public final class FirmwareReleaseLookup: Sendable {
     /// The published release `name@version`, or nil if there is none (or no repository).
     /// - Throws: ``WardenError`` when the published metadata cannot be read.
     public func release(name: String, version: String) throws -> FirmwareRelease? {
-        guard repository.isInitialized, let path = repository.metadataFile("timestamp.json") else { return nil }
-        let timestamp = try SecureFile.read(path, limit: 1024 * 1024, what: "timestamp metadata")
+        guard let timestamp = try repository.publishedTimestampBytes() else { return nil }
         let key = FirmwareRepository.targetPath(name: name, version: version)
         if let hit = cache.withLock({ $0?.timestamp == timestamp ? $0?.releases : nil }) { return hit[key] }
         let releases = Dictionary(try repository.list().map { ($0.target, $0) }, uniquingKeysWith: { first, _ in first })

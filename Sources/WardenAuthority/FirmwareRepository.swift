@@ -82,9 +82,24 @@ public struct FirmwareRepository: Sendable {
         guard isInitialized else {
             throw WardenError.notFound("no firmware repository in '\(tufDirectory)'; run 'warden firmware keys init' first")
         }
-        var version: Int64 = 1
+        return try readMetadata("\(latestRootVersion()).root.json")
+    }
+
+    /// The newest published root version, walking `N+1.root.json` from `known` (a version already seen, so pollers
+    /// pay one `stat` per check).
+    public func latestRootVersion(from known: Int64 = 1) -> Int64 {
+        var version = max(1, known)
         while SecureFile.mode(of: metadataDirectory + "/\(version + 1).root.json") != nil { version += 1 }
-        return try readMetadata("\(version).root.json")
+        return version
+    }
+
+    /// The bytes of the published `timestamp.json`, or nil when there is no repository. Every change of the
+    /// published state (an add, a rotation, a re-signing) produces a new timestamp, so pollers compare these bytes
+    /// instead of parsing the targets role, which grows with the repository.
+    /// - Throws: ``WardenError`` when the file cannot be read.
+    public func publishedTimestampBytes() throws -> [UInt8]? {
+        guard isInitialized, let path = metadataFile("timestamp.json") else { return nil }
+        return try SecureFile.read(path, limit: 1024 * 1024, what: "timestamp metadata")
     }
 
     /// The bytes of the current root: what devices are provisioned with (`warden firmware root --out`).

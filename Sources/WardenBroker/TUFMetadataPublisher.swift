@@ -69,10 +69,8 @@ public struct TUFMetadataPublisher: Sendable {
     /// Reads the fingerprint: one small file and a few `stat`s, so polling it every ``pollInterval`` stays cheap
     /// however many targets the repository holds.
     func fingerprint(knownRootVersion: Int64) throws -> Fingerprint? {
-        guard repository.isInitialized, let timestamp = repository.metadataFile("timestamp.json") else { return nil }
-        var version = max(1, knownRootVersion)
-        while repository.metadataFile("\(version + 1).root.json") != nil { version += 1 }
-        return Fingerprint(timestamp: try SecureFile.read(timestamp, limit: 1024 * 1024, what: "timestamp metadata"), rootVersion: version)
+        guard let timestamp = try repository.publishedTimestampBytes() else { return nil }
+        return Fingerprint(timestamp: timestamp, rootVersion: repository.latestRootVersion(from: knownRootVersion))
     }
 
     /// The metadata files to publish for `fingerprint`, by topic. Only the timestamp and snapshot are parsed (to

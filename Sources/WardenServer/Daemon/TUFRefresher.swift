@@ -18,13 +18,12 @@ struct TUFRefresher: Sendable {
     /// a large repository costs one small file read per interval between re-signings.
     func run(every interval: Duration) async throws {
         var due: Date?
-        var seen: Data?
+        var seen: [UInt8]?
         while !Task.isCancelled {
             let now = Date()
-            let timestamp = repository.metadataFile("timestamp.json").flatMap { FileManager.default.contents(atPath: $0) }
-            if timestamp != seen || due.map({ now >= $0 }) ?? true {
+            if (try? repository.publishedTimestampBytes()) != seen || due.map({ now >= $0 }) ?? true {
                 due = refresh(now: now)
-                seen = repository.metadataFile("timestamp.json").flatMap { FileManager.default.contents(atPath: $0) }
+                seen = try? repository.publishedTimestampBytes()
             }
             try await Task.sleep(for: interval)
         }
