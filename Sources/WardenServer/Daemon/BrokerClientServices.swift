@@ -7,12 +7,12 @@ import WardenCore
 import WardenPKI
 import WardenStore
 
-/// `serve`'s OTA services over MQTT: the block service (`firmware/OTA-PROTOCOL.md`), as the `warden-ota` identity, and
-/// the retained TUF metadata on `warden/tuf/#`, as the `warden-tuf` identity, and device presence from
-/// `d/+/up/presence`, as the `warden-presence` identity.
-enum OTAServices {
-    /// The services to run next to a supervised broker. Issues a fresh `warden-ota` client certificate; the block
-    /// service connects (and reconnects) once the broker listens.
+/// `serve`'s own MQTT clients next to the broker, each with its own identity and least-privilege role: the OTA
+/// block service (`firmware/OTA-PROTOCOL.md`, `warden-ota`), the retained TUF metadata on `warden/tuf/#`
+/// (`warden-tuf`) and device presence from `d/+/up/presence` (`warden-presence`).
+enum BrokerClientServices {
+    /// The services to run next to a supervised broker. Issues fresh client certificates for the three identities;
+    /// each service connects (and reconnects) once the broker listens.
     static func make(authority: Authority, layout: BrokerLayout, logger: Logger) throws -> [any Service] {
         let configuration = try OTAIdentity.issue(authority: authority, layout: layout, now: Date())
         let registry = authority.registry

@@ -108,7 +108,7 @@ public struct WardenDaemon: Sendable {
                         }
                     }
                 })
-            services.append(contentsOf: try OTAServices.make(authority: authority, layout: layout, logger: log))
+            services.append(contentsOf: try BrokerClientServices.make(authority: authority, layout: layout, logger: log))
             services.append(
                 ClosureService(name: "crl-refresher") {
                     try await CRLRefresher(authority: authority, layout: layout, logger: log).run(every: configuration.checkInterval)
