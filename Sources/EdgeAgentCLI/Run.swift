@@ -89,13 +89,12 @@ extension WardenAgent {
                 print("warden-agent: \(error.message)", to: &stderr)
                 throw ExitCode(error.code == .storage ? 3 : error.code == .badInput ? 2 : 1)
             }
-            let session = AgentSession(settings: settings) { line in
+            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox)]) { line in
                 _ = FileOutput.standardOutput.write("warden-agent: \(line)\n")
             }
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
-            let box = OutboxBox(outbox)
-            let task = Task { await session.run(outbox: box.queue) }
+            let task = Task { await session.run() }
             let sources = [SIGTERM, SIGINT].map { number in
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
                 source.setEventHandler { task.cancel() }
@@ -106,11 +105,4 @@ extension WardenAgent {
             sources.forEach { $0.cancel() }
         }
     }
-}
-
-/// Hands the outbox to the one session task that uses it from then on.
-private final class OutboxBox: @unchecked Sendable {
-    // @unchecked: the queue is only touched by the session task once handed over.
-    let queue: DurableQueue
-    init(_ queue: DurableQueue) { self.queue = queue }
 }

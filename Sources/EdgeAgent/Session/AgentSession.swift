@@ -1,5 +1,6 @@
 import EdgeCore
 import Foundation
+import Synchronization
 import WardenCore
 import WardenMQTT
 
@@ -60,12 +61,24 @@ public struct AgentSession: Sendable {
 
     /// The settings in force.
     public let settings: Settings
+    /// The subsystems run on every connection.
+    public let features: [any AgentFeature]
+    /// The health board, published on `d/<id>/up/health`.
+    public let health: AgentHealth
+    /// Lets other parts of the agent ask for a fresh connection.
+    public let control: SessionControl
     /// Where progress lines go (never key material).
     public let log: @Sendable (String) -> Void
 
-    /// Creates a session; nothing happens until ``run(outbox:)``.
-    public init(settings: Settings, log: @escaping @Sendable (String) -> Void) {
+    /// Creates a session; nothing happens until ``run()``.
+    public init(
+        settings: Settings, features: [any AgentFeature], health: AgentHealth = AgentHealth(),
+        control: SessionControl = SessionControl(), log: @escaping @Sendable (String) -> Void
+    ) {
         self.settings = settings
+        self.features = features
+        self.health = health
+        self.control = control
         self.log = log
     }
 
@@ -75,23 +88,34 @@ public struct AgentSession: Sendable {
         return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
     }
 
-    /// Runs until the calling task is cancelled: connect, announce, drain `outbox`, and reconnect with backoff when
-    /// the link drops or a connect fails. On cancellation it publishes the offline presence, disconnects and returns.
-    public func run(outbox: DurableQueue?) async {
+    /// The topic of the health report.
+    var healthTopic: String { "d/\(settings.device.rawValue)/up/health" }
+
+    /// Runs until the calling task is cancelled: connect, announce, run the features, and reconnect with backoff
+    /// when the link drops, a connect fails or ``SessionControl/requestReconnect()`` is called. On cancellation it
+    /// publishes the offline presence, disconnects and returns.
+    public func run() async {
         var backoff = settings.backoff
         var rng = SystemRandomNumberGenerator()
         let presenceTopic = PresenceMessage.topic(device: settings.device.rawValue)
-        let telemetryTopic = "d/\(settings.device.rawValue)/up/telemetry"
         if await !Self.pause(seconds: backoff.initialDelay(using: &rng)) { return }
         while !Task.isCancelled {
             let sid = Self.newSessionID()
-            // The session id is valid by construction (hex).
-            let offline = try! PresenceMessage(state: .offline, session: sid)
-            let online = try! PresenceMessage(state: .online, session: sid)
+            let online: PresenceMessage
+            let offline: PresenceMessage
+            do {
+                online = try PresenceMessage(state: .online, session: sid)
+                offline = try PresenceMessage(state: .offline, session: sid)
+            } catch {
+                // Unreachable: the session id is hex by construction.
+                log("presence: \(error)")
+                return
+            }
             let will = MQTTMessage(topic: presenceTopic, payload: offline.payload, qos: 1, retain: true)
+            let identity = control.identity(default: (settings.certFile, settings.keyFile))
             let configuration = MQTTConfiguration(
                 host: settings.host, port: settings.port, clientID: settings.device.rawValue,
-                tls: MQTTTLS(caFile: settings.caFile, certFile: settings.certFile, keyFile: settings.keyFile),
+                tls: MQTTTLS(caFile: settings.caFile, certFile: identity.certFile, keyFile: identity.keyFile),
                 keepAlive: settings.keepAlive, will: will)
             do {
                 let client = try MQTTClient(configuration)
@@ -99,8 +123,10 @@ public struct AgentSession: Sendable {
                 let birth = try await client.publish(MQTTMessage(topic: presenceTopic, payload: online.payload, qos: 1, retain: true))
                 guard birth < 128 else { throw MQTTError(.connectionRefused, reasonCode: birth, "birth refused by the broker") }
                 backoff.reset()
+                control.connected(identity: identity)
                 log("connected to \(settings.host):\(settings.port) as \(settings.device) (session \(sid))")
-                let stopped = await serve(client, outbox: outbox, topic: telemetryTopic)
+                let link = AgentLink(client: client, device: settings.device, session: sid, health: health, log: log)
+                let stopped = await serve(link)
                 if stopped {
                     // A fresh task: the cancelled one would make these calls throw at once.
                     await Task {
@@ -110,11 +136,19 @@ public struct AgentSession: Sendable {
                     log("offline announced; disconnected")
                     return
                 }
+                if client.isConnected {
+                    // A reconnect was requested: leave cleanly (the Last Will is discarded, so say offline first).
+                    _ = try? await client.publish(MQTTMessage(topic: presenceTopic, payload: offline.payload, qos: 1, retain: true))
+                    await client.disconnect()
+                    log("reconnecting on request")
+                    continue
+                }
                 log("link to the broker lost")
             } catch is CancellationError {
                 return
             } catch {
                 if Task.isCancelled { return }
+                control.connectFailed(identity: identity, error: "\(error)")
                 log("connection failed: \(error)")
             }
             let delay = backoff.nextDelay(using: &rng)
@@ -130,41 +164,131 @@ public struct AgentSession: Sendable {
         return true
     }
 
-    /// Drains the outbox while connected. Returns true when the task was cancelled, false when the link dropped.
-    func serve(_ client: MQTTClient, outbox: DurableQueue?, topic: String) async -> Bool {
-        var refused = false
-        while client.isConnected {
-            if Task.isCancelled { return true }
-            var sent = 0
-            if let outbox, !refused {
+    /// Runs the features on one connection. Returns true when the task was cancelled, false when the link dropped
+    /// or a reconnect was requested.
+    func serve(_ link: AgentLink) async -> Bool {
+        let client = link.client
+        let router = MessageRouter()
+        // Inboxes exist before the first SUBSCRIBE, so retained messages sent right after SUBACK are kept.
+        var inboxes: [String: AsyncStream<MQTTMessage>] = [:]
+        for feature in features { inboxes[feature.name] = router.inbox(for: feature.name) }
+        for feature in features {
+            for filter in feature.subscriptions(device: settings.device) {
+                router.add(filter: filter, feature: feature.name)
                 do {
-                    let records = try outbox.peek(maxRecords: 64)
-                    var delivered: [StoredRecord] = []
-                    for record in records {
-                        let code = try await client.publish(MQTTMessage(topic: topic, payload: TelemetryOutbox.payload(record), qos: 1))
-                        guard code < 128 else {
-                            // Not acknowledged: kept for the next connection (the policy may change).
-                            log("telemetry refused by the broker (PUBACK \(code)); keeping \(records.count - delivered.count) record(s)")
-                            refused = true
-                            break
-                        }
-                        delivered.append(record)
-                    }
-                    if !delivered.isEmpty {
-                        try outbox.acknowledge(delivered)
-                        try outbox.commit()
-                        sent = delivered.count
-                        log("telemetry: delivered \(sent) record(s) up to \(delivered[delivered.count - 1].id)")
-                    }
-                } catch is CancellationError {
-                    return true
+                    let granted = try await client.subscribe(filter, qos: 1)
+                    if granted >= 128 { health.degraded(feature.name, reason: "subscription to \(filter) refused (SUBACK \(granted))") }
                 } catch {
                     if Task.isCancelled { return true }
-                    log("telemetry: \(error)")
+                    health.degraded(feature.name, reason: "subscribe \(filter): \(error)")
                 }
             }
-            if sent == 0, await !Self.pause(seconds: 0.2) { return true }
         }
-        return Task.isCancelled
+        let epoch = control.epoch
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in client.messages { router.deliver(message) }
+                router.finish()
+            }
+            for feature in features {
+                let first = inboxes[feature.name]
+                group.addTask { await supervise(feature, link: link, router: router, first: first) }
+            }
+            group.addTask { await publishHealth(link) }
+            var cancelled = false
+            while client.isConnected, control.epoch == epoch {
+                if Task.isCancelled { cancelled = true; break }
+                if await !Self.pause(seconds: 0.1) { cancelled = true; break }
+            }
+            group.cancelAll()
+            router.finish()
+            return cancelled || Task.isCancelled
+        }
+    }
+
+    /// Runs one feature for the life of the connection, restarting it after a failure with full-jitter backoff
+    /// (1 s doubling to 60 s).
+    func supervise(_ feature: any AgentFeature, link: AgentLink, router: MessageRouter, first: AsyncStream<MQTTMessage>?) async {
+        var failures = 0
+        var rng = SystemRandomNumberGenerator()
+        var next = first
+        while !Task.isCancelled, link.isConnected {
+            let inbox = next ?? router.inbox(for: feature.name)
+            next = nil
+            do {
+                if health.entry(feature.name) == nil { health.ok(feature.name) }
+                try await feature.run(link: link, inbox: inbox)
+                health.ok(feature.name)
+                return
+            } catch {
+                if Task.isCancelled || !link.isConnected { return }
+                failures += 1
+                health.degraded(feature.name, reason: "\(error)")
+                log("\(feature.name): failed: \(error)")
+            }
+            let cap = min(60.0, pow(2.0, Double(min(failures, 6)) - 1))
+            if await !Self.pause(seconds: Double.random(in: 0...cap, using: &rng)) { return }
+        }
+    }
+
+    /// Publishes the health board retained on `d/<id>/up/health` now and whenever it changes.
+    func publishHealth(_ link: AgentLink) async {
+        var published = -1
+        while !Task.isCancelled, link.isConnected {
+            let generation = health.generation
+            if generation != published {
+                let code = try? await link.publish(MQTTMessage(topic: healthTopic, payload: health.report(), qos: 1, retain: true))
+                if let code, code < 128 { published = generation }
+            }
+            if await !Self.pause(seconds: 0.5) { return }
+        }
+    }
+}
+
+/// Routes received messages to the inbox of each feature whose filters match.
+final class MessageRouter: Sendable {
+    private struct State {
+        var filters: [(filter: String, feature: String)] = []
+        var inboxes: [String: AsyncStream<MQTTMessage>.Continuation] = [:]
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    func add(filter: String, feature: String) {
+        state.withLock { $0.filters.append((filter, feature)) }
+    }
+
+    /// A fresh inbox for `feature`, replacing (and finishing) any earlier one.
+    func inbox(for feature: String) -> AsyncStream<MQTTMessage> {
+        let (stream, continuation) = AsyncStream.makeStream(of: MQTTMessage.self, bufferingPolicy: .bufferingOldest(AgentLink.inboxCapacity))
+        let old: AsyncStream<MQTTMessage>.Continuation? = state.withLock { state in
+            if state.finished {
+                continuation.finish()
+                return nil
+            }
+            let old = state.inboxes[feature]
+            state.inboxes[feature] = continuation
+            return old
+        }
+        old?.finish()
+        return stream
+    }
+
+    func deliver(_ message: MQTTMessage) {
+        let targets: [AsyncStream<MQTTMessage>.Continuation] = state.withLock { state in
+            let names = Set(state.filters.filter { TopicFilter.matches($0.filter, message.topic) }.map(\.feature))
+            return names.compactMap { state.inboxes[$0] }
+        }
+        for target in targets { target.yield(message) }
+    }
+
+    func finish() {
+        let all = state.withLock { state in
+            state.finished = true
+            defer { state.inboxes = [:] }
+            return Array(state.inboxes.values)
+        }
+        for continuation in all { continuation.finish() }
     }
 }
