@@ -65,6 +65,7 @@ extension WardenAgent {
             }
             let settings: AgentSession.Settings
             let outbox: DurableQueue
+            let ota: OTAFeature
             do {
                 let (host, port) = try AgentSession.parseBroker(accepted.broker)
                 let stateFiles = AgentState(directory: state)
@@ -78,6 +79,9 @@ extension WardenAgent {
                     keyFile: stateFiles.keyPath,
                     backoff: ReconnectBackoff(base: backoffBase, cap: backoffCap, initialSpread: initialSpread))
                 outbox = try TelemetryOutbox.open(state: state, device: accepted.deviceID)
+                ota = try OTAFeature(
+                    settings: OTAFeature.Settings(config: accepted, stateDirectory: state, keyPath: stateFiles.keyPath),
+                    log: { _ = FileOutput.standardOutput.write("warden-agent: \($0)\n") })
                 if let replay {
                     guard let pipeline = accepted.pipeline else {
                         throw WardenError.badInput("--replay needs a pipeline, and the config has none")
@@ -89,7 +93,9 @@ extension WardenAgent {
                 print("warden-agent: \(error.message)", to: &stderr)
                 throw ExitCode(error.code == .storage ? 3 : error.code == .badInput ? 2 : 1)
             }
-            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox)]) { line in
+            // A pending A/B install finishes (health check → commit or rollback) before anything connects.
+            await ota.recoverAtStart()
+            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox), ota]) { line in
                 _ = FileOutput.standardOutput.write("warden-agent: \(line)\n")
             }
             signal(SIGTERM, SIG_IGN)

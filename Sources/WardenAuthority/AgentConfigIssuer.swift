@@ -14,13 +14,48 @@ public struct AgentConfigRequest: Sendable {
     public var httpsURL: String
     /// The edge-core pipeline (JSON text), if any.
     public var pipeline: String?
+    /// The device's hardware id (`hardware`), matched against a firmware target's signed `custom.hardware`; optional.
+    public var hardware: String?
+    /// The post-install health check (`health_check`): an absolute path and its arguments (no shell); optional.
+    public var healthCheck: [String]?
+    /// The health check's timeout in seconds (1 … 3600; default 30).
+    public var healthTimeout: Int?
 
     /// A request; the URLs are checked by ``Authority/issueAgentConfig(_:passphrase:now:)``.
-    public init(deviceID: DeviceID, broker: String, httpsURL: String, pipeline: String?) {
+    public init(
+        deviceID: DeviceID, broker: String, httpsURL: String, pipeline: String?, hardware: String? = nil,
+        healthCheck: [String]? = nil, healthTimeout: Int? = nil
+    ) {
         self.deviceID = deviceID
         self.broker = broker
         self.httpsURL = httpsURL
         self.pipeline = pipeline
+        self.hardware = hardware
+        self.healthCheck = healthCheck
+        self.healthTimeout = healthTimeout
+    }
+
+    /// The optional OTA fields of `signed` (`hardware`, `health_check`), checked; empty when none was asked for, so
+    /// configs without them stay byte-identical to older ones.
+    func otaFields() throws -> [String: JSONValue] {
+        var fields: [String: JSONValue] = [:]
+        if let hardware {
+            try FirmwareRepository.validateHardware(hardware)
+            fields["hardware"] = .string(hardware)
+        }
+        if let healthTimeout, healthCheck == nil || !(1...3600).contains(healthTimeout) {
+            throw WardenError.badInput(healthCheck == nil
+                ? "--health-timeout needs --health-check" : "--health-timeout \(healthTimeout) must be 1 to 3600 seconds")
+        }
+        if let command = healthCheck {
+            guard let path = command.first, path.hasPrefix("/"), command.count <= 64,
+                command.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 4096 && !$0.contains("\0") })
+            else { throw WardenError.badInput("--health-check must be an absolute path followed by at most 63 arguments") }
+            fields["health_check"] = .object([
+                "command": .array(command.map { .string($0) }), "timeout_seconds": .int(Int64(healthTimeout ?? 30)),
+            ])
+        }
+        return fields
     }
 }
 
@@ -45,6 +80,7 @@ extension Authority {
         } else {
             pipeline = .null
         }
+        let otaFields = try request.otaFields()
         let repository = FirmwareRepository(home: home)
         let tufRoot: JSONValue = repository.isInitialized
             ? try JSONValue.parse(try repository.trustedRootBytes(), what: "trusted TUF root") : .null
@@ -52,7 +88,7 @@ extension Authority {
         let bundle = try CertificateAuthority.bundlePEM(layout: home.ca)
         var document: [UInt8] = []
         let version = try registry.issueAgentConfig(request.deviceID, actor: actor, now: now) { version in
-            let signed = JSONValue.object([
+            var fields: [String: JSONValue] = [
                 "type": .string("warden-agent-config"),
                 "spec": .int(1),
                 "device_id": .string(request.deviceID.rawValue),
@@ -63,7 +99,9 @@ extension Authority {
                 "trust_bundle": .string(bundle),
                 "tuf_root": tufRoot,
                 "pipeline": pipeline,
-            ])
+            ]
+            fields.merge(otaFields) { current, _ in current }
+            let signed = JSONValue.object(fields)
             let signature = try signer.sign(signed.canonicalBytes)
             document = JSONValue.object([
                 "signed": signed,

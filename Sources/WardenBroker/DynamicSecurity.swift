@@ -16,8 +16,12 @@ public enum DynamicSecurity {
     public static let tufUsername = "warden-tuf"
     /// The presence tracker's identity (`warden serve`), which reads devices' birth and Last Will messages.
     public static let presenceUsername = "warden-presence"
+    /// The OTA assignment publisher's identity (`warden serve`), which keeps `d/<id>/down/ota/assignment` retained.
+    public static let assignmentUsername = "warden-assign"
     /// Every control identity; reconciles never touch them.
-    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername]
+    public static let controlUsernames: Set<String> = [
+        controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername, assignmentUsername,
+    ]
     /// Their role.
     public static let controlRole = "warden-control"
     /// Command topic.
@@ -96,6 +100,14 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientReceive", topic: PresenceMessage.filter, priority: 0, allow: true),
     ]
 
+    /// The OTA assignment publisher's role.
+    public static let assignmentRole = "warden-assign"
+
+    /// ACLs of the assignment role: publish (retained) devices' `down/ota/assignment`, nothing else.
+    static let assignmentACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/ota/assignment", priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
@@ -104,10 +116,12 @@ public enum DynamicSecurity {
             Client(username: otaUsername, textname: "Warden OTA block service", roles: [RoleReference(rolename: otaRole)]),
             Client(username: tufUsername, textname: "Warden TUF metadata publisher", roles: [RoleReference(rolename: tufRole)]),
             Client(username: presenceUsername, textname: "Warden presence tracker", roles: [RoleReference(rolename: presenceRole)]),
+            Client(username: assignmentUsername, textname: "Warden OTA assignment publisher", roles: [RoleReference(rolename: assignmentRole)]),
         ]
         var roles = [
             Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
             Role(rolename: tufRole, acls: tufACLs), Role(rolename: presenceRole, acls: presenceACLs),
+            Role(rolename: assignmentRole, acls: assignmentACLs),
         ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))

@@ -31,3 +31,23 @@ public enum OTAIdentity {
             commonName: DynamicSecurity.otaUsername, certificate: layout.otaCertificate, key: layout.otaKey, layout: layout)
     }
 }
+
+extension BrokerLayout {
+    /// The OTA assignment publisher's client certificate chain (CN `warden-assign`), issued by `warden serve` at start.
+    public var assignmentCertificate: String { directory + "/assign.crt.pem" }
+    /// Its private key (mode 0600).
+    public var assignmentKey: String { directory + "/assign.key.pem" }
+}
+
+/// The MQTT identity of the OTA assignment publisher: `warden-assign`, whose dynsec role may only publish devices'
+/// `d/<id>/down/ota/assignment`. Its own name, because Mosquitto takes the username as the client id (a shared
+/// `warden-ota` would make the block service and the publisher take over each other's session).
+public enum AssignmentIdentity {
+    /// Issues a fresh `warden-assign` client certificate into the broker setup and returns its MQTT configuration.
+    /// - Throws: ``WardenError`` from issuance or storage.
+    public static func issue(authority: Authority, layout: BrokerLayout, now: Date) throws -> MQTTConfiguration {
+        try ServiceIdentity.issue(
+            commonName: DynamicSecurity.assignmentUsername, certificate: layout.assignmentCertificate, key: layout.assignmentKey,
+            authority: authority, layout: layout, now: now)
+    }
+}

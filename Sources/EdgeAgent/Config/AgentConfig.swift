@@ -10,7 +10,9 @@ import WardenUpdate
 /// { "signed": { "type": "warden-agent-config", "spec": 1, "device_id": "gw-1", "version": 3,
 ///               "issued_at": "2026-…Z", "broker": "mqtts://host:8883", "https_url": "https://host:8443",
 ///               "trust_bundle": "-----BEGIN CERTIFICATE-----…", "tuf_root": { …root.json… } | null,
-///               "pipeline": "<pipeline JSON text>" | null },
+///               "pipeline": "<pipeline JSON text>" | null,
+///               "hardware": "<hardware id>",                                        (optional)
+///               "health_check": {"command": ["/abs/path", "arg"…], "timeout_seconds": 30} (optional) },
 ///   "signature": { "algorithm": "ecdsa-p256-sha256", "value": "<base64 DER>", "chain": ["<issuing PEM>", "<root PEM>"] } }
 /// ```
 /// The signature covers the canonical JSON (OLPC canonical form, as TUF signs) of `signed`.
@@ -34,6 +36,36 @@ public struct AgentConfig: Sendable, Equatable {
     public let tufRoot: [UInt8]?
     /// The edge-core pipeline (JSON text), if any.
     public let pipeline: String?
+    /// The device's hardware id: an OTA target is installed only if its signed `custom.hardware` lists it.
+    /// Optional (configs issued before it existed still verify); without it every OTA target is refused.
+    public let hardware: String?
+    /// The post-install health check (`health_check`); nil: an install is healthy once written. The agent never runs
+    /// a command that is not in a verified config.
+    public let healthCheck: ConfiguredHealthCheck?
+
+    /// The signed `health_check` of a config: an absolute command path with its arguments (no shell) and a timeout.
+    public struct ConfiguredHealthCheck: Sendable, Equatable {
+        /// `command[0]` is an absolute path; the rest are its arguments.
+        public let command: [String]
+        /// Seconds before the check is killed and counted as failed (1 … 3600).
+        public let timeoutSeconds: Double
+
+        /// Parses and checks the `health_check` object.
+        init(json: JSONValue, what: String) throws {
+            guard let array = json["command"]?.arrayValue, !array.isEmpty, array.count <= 64 else {
+                throw WardenError.badInput("\(what) has a 'health_check' without a 'command' array of 1 to 64 strings")
+            }
+            let command = array.compactMap(\.stringValue)
+            guard command.count == array.count, command[0].hasPrefix("/"), command.allSatisfy({ $0.utf8.count <= 4096 && !$0.contains("\0") }) else {
+                throw WardenError.badInput("\(what) has a 'health_check' command that is not an absolute path with string arguments")
+            }
+            guard let timeout = json["timeout_seconds"]?.intValue, timeout >= 1, timeout <= 3600 else {
+                throw WardenError.badInput("\(what) has a 'health_check' without an integer 'timeout_seconds' of 1 to 3600")
+            }
+            self.command = command
+            self.timeoutSeconds = Double(timeout)
+        }
+    }
 
     /// Parses `bytes` and verifies its signature against `trustPEM` before reading any field.
     /// - Throws: `.badInput` (malformed, unsigned), `.signatureInvalid` (tampered), `.verificationFailed` (untrusted signer).
@@ -83,6 +115,15 @@ public struct AgentConfig: Sendable, Equatable {
         case nil, .null?: pipeline = nil
         case .string(let text)?: pipeline = text
         default: throw WardenError.badInput("\(what) has a 'pipeline' that is not a string")
+        }
+        switch signed["hardware"] {
+        case nil, .null?: hardware = nil
+        case .string(let text)? where !text.isEmpty && text.utf8.count <= 64: hardware = text
+        default: throw WardenError.badInput("\(what) has a 'hardware' that is not a string of 1 to 64 bytes")
+        }
+        switch signed["health_check"] {
+        case nil, .null?: healthCheck = nil
+        case let check?: healthCheck = try ConfiguredHealthCheck(json: check, what: what)
         }
     }
 }

@@ -5,7 +5,8 @@ import WardenCore
 import WardenPKI
 
 extension WardenRoot.Device {
-    /// `warden device config ID --broker mqtts://H:P --https-url URL [--pipeline FILE] --out FILE`
+    /// `warden device config ID --broker mqtts://H:P --https-url URL [--pipeline FILE] [--hardware ID]
+    /// [--health-check "/abs/path [args]"] [--health-timeout SECONDS] --out FILE`
     struct Config: WardenCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a signed agent config for a device (verified by warden-agent run before anything starts).",
@@ -21,6 +22,9 @@ extension WardenRoot.Device {
         @Option(help: "Broker URL, mqtts://HOST:PORT.") var broker: String
         @Option(help: "The authority's HTTPS base URL.") var httpsUrl: String
         @Option(help: "Edge-core pipeline file (JSON) to include.") var pipeline: String?
+        @Option(help: "The device's hardware id; OTA targets whose signed hardware list lacks it are refused.") var hardware: String?
+        @Option(help: "Post-install health check: \"/abs/path [args]\" (split on spaces, no shell); exit 0 = healthy.") var healthCheck: String?
+        @Option(help: "Health check timeout, seconds (1-3600, default 30).") var healthTimeout: Int?
         @Option(help: "Write the signed config here (mode 0644, written atomically).") var out: String
 
         func execute() async throws {
@@ -31,7 +35,9 @@ extension WardenRoot.Device {
             // The version is recorded when signing; if writing --out then fails, that version is simply skipped
             // (versions only need to go up).
             let issued = try authority.issueAgentConfig(
-                AgentConfigRequest(deviceID: deviceID, broker: broker, httpsURL: httpsUrl, pipeline: pipelineText),
+                AgentConfigRequest(
+                    deviceID: deviceID, broker: broker, httpsURL: httpsUrl, pipeline: pipelineText, hardware: hardware,
+                    healthCheck: healthCheck.map { $0.split(separator: " ").map(String.init) }, healthTimeout: healthTimeout),
                 passphrase: passphrase, now: Date())
             try SecureFile.writeAtomically(issued.bytes, to: out)
             Console.error("wrote config version \(issued.version) for \(deviceID) to \(out)")

@@ -9,7 +9,8 @@ import WardenStore
 
 /// `serve`'s own MQTT clients next to the broker, each with its own identity and least-privilege role: the OTA
 /// block service (`firmware/OTA-PROTOCOL.md`, `warden-ota`), the retained TUF metadata on `warden/tuf/#`
-/// (`warden-tuf`) and device presence from `d/+/up/presence` (`warden-presence`).
+/// (`warden-tuf`), device presence from `d/+/up/presence` (`warden-presence`) and the retained per-device rollout
+/// assignments on `d/<id>/down/ota/assignment` (`warden-assign`).
 enum BrokerClientServices {
     /// The services to run next to a supervised broker. Issues fresh client certificates for the three identities;
     /// each service connects (and reconnects) once the broker listens.
@@ -57,8 +58,12 @@ enum BrokerClientServices {
         let presence = PresenceTracker(
             configuration: try PresenceTracker.issueIdentity(authority: authority, layout: layout, now: Date()),
             registry: registry, onEvent: { log.notice("\($0)") })
+        let assignments = AssignmentPublisher(
+            configuration: try AssignmentIdentity.issue(authority: authority, layout: layout, now: Date()),
+            registry: registry, onEvent: { log.notice("\($0)") })
         return [
             ClosureService(name: "ota-blocks") { try await blocks.run() },
+            ClosureService(name: "ota-assignments") { try await assignments.run() },
             ClosureService(name: "tuf-metadata") { try await metadata.run() },
             ClosureService(name: "presence") { try await presence.run() },
         ]
