@@ -194,7 +194,7 @@ extension OTAAgentTests {
         asyncio.run(main())
         """
 
-    @Test("kill -9 in the middle of an 8 MiB download → the restarted agent resumes from its bitmap and installs byte-identical; then a release whose health check fails is rolled back: the previous release stays active, reported failed")
+    @Test("kill -9 in the middle of an 8 MiB download → the restarted agent resumes from its bitmap and installs byte-identical; then a release whose health check fails is rolled back: the previous release stays active, reported failed; kill -9 during a health check → recovered at start, committed without reinstalling")
     func resumeAfterKillThenHealthCheckRollback() throws {
         let fleet = try OTAFleet()
         let proxyPort = try MosquittoProcess.freeLoopbackPort()
@@ -206,7 +206,15 @@ extension OTAAgentTests {
         defer { proxy.stop(SIGKILL, grace: 0) }
         #expect(OTAFleet.waitUntil(timeout: 10) { OTAFleet.text(proxyLog).contains("listening") })
         let marker = fleet.dir.file("unhealthy")
-        let check = try fleet.dir.write("health.sh", "#!/bin/sh\nif [ -e \(marker) ]; then echo \"self-test failed\"; exit 1; fi\nexit 0\n")
+        let hang = fleet.dir.file("hang")
+        let started = fleet.dir.file("check-started")
+        let check = try fleet.dir.write("health.sh", """
+            #!/bin/sh
+            if [ -e \(marker) ]; then echo "self-test failed"; exit 1; fi
+            if [ -e \(hang) ]; then echo $$ > \(started); exec sleep 30; fi
+            exit 0
+
+            """)
         chmod(check, 0o755)
         let device = try fleet.enroll("gw-ota-3", group: "lab", hardware: Self.hardware, healthCheck: check, brokerPort: proxyPort)
         let big = OTAFleet.image(8 * 1024 * 1024, seed: 20)
@@ -251,5 +259,28 @@ extension OTAAgentTests {
         let rollback = try String(contentsOfFile: device.state + "/slots/rollback.json", encoding: .utf8)
         #expect(rollback.contains("health check failed"))
         #expect(second.isRunning)
+
+        // kill -9 while the health check of gw@1.2.0 runs (installed in the trial slot, not committed): the restarted
+        // agent recovers the slot store before connecting, re-runs the health check, commits without downloading or
+        // installing again, and sends the succeeded report it queued offline once connected.
+        try FileManager.default.removeItem(atPath: marker)
+        FileManager.default.createFile(atPath: hang, contents: Data())
+        let v120 = OTAFleet.image(120_000, seed: 22)
+        try fleet.addFirmware(v120, name: "gw", version: "1.2.0", hardware: Self.hardware)
+        let resumed = try fleet.createRollout("gw@1.2.0", group: "lab")
+        #expect(OTAFleet.waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: started) && !OTAFleet.text(started).isEmpty }, "\(OTAFleet.text(secondLog).suffix(2000))")
+        second.stop(SIGKILL, grace: 0)
+        if let checkPID = Int32(OTAFleet.text(started).trimmingCharacters(in: .whitespacesAndNewlines)) { kill(checkPID, SIGKILL) }
+        #expect(OTAFleet.activeImage(device) == big, "the trial is not committed")
+        try FileManager.default.removeItem(atPath: hang)
+        let thirdLog = fleet.dir.file("agent3.log")
+        let third = try fleet.start(device, log: thirdLog)
+        defer { third.stop(SIGKILL, grace: 0) }
+        #expect(fleet.waitForRollout(resumed, "succeeded", timeout: 30), "\(OTAFleet.text(thirdLog).suffix(3000))")
+        #expect(OTAFleet.activeImage(device) == v120)
+        let recovered = OTAFleet.text(thirdLog)
+        #expect(recovered.contains("slot recovery: trialPending"), "\(recovered.suffix(2000))")
+        #expect(!recovered.contains("downloading gw/") && !recovered.contains("installed gw@"), "nothing downloaded or installed again")
+        #expect(recovered.contains("reported succeeded for rollout \(resumed)"))
     }
 }
