@@ -65,6 +65,38 @@ struct OTAAgentTests {
         let status = try String(contentsOfFile: device.state + "/slots/boot.json", encoding: .utf8)
         #expect(status.contains("\"trial\" : null") || status.contains("\"trial\":null"), "no install pending: \(status)")
         #expect(agent.isRunning)
+
+        // The retained assignment itself (read as the device, with the agent stopped): none once every assignment
+        // ended; published for a new rollout; cleared again when that rollout is aborted.
+        agent.stop(SIGTERM)
+        #expect(try Self.retainedAssignment(fleet, device) == nil)
+        try fleet.addFirmware(OTAFleet.image(20_000, seed: 4), name: "gw", version: "1.3.0", hardware: Self.hardware)
+        let pending = try fleet.createRollout("gw@1.3.0", group: "lab")
+        var retained: [String: Any]?
+        #expect(OTAFleet.waitUntil(timeout: 10) {
+            retained = try? Self.retainedAssignment(fleet, device)
+            return retained != nil
+        })
+        #expect(retained?["rollout"] as? Int == pending && retained?["target"] as? String == "gw/1.3.0", "\(String(describing: retained))")
+        try OTAFleet.ok(try fleet.warden.run(["rollout", "abort", String(pending)]), "rollout abort")
+        #expect(OTAFleet.waitUntil(timeout: 10) {
+            do { return try Self.retainedAssignment(fleet, device) == nil } catch { return false }
+        }, "cleared after the abort")
+    }
+
+    /// The retained assignment of `device`, read with its own identity (nil if none is retained).
+    static func retainedAssignment(_ fleet: OTAFleet, _ device: OTAFleet.Device) throws -> [String: Any]? {
+        let result = try WardenProcess.launch("/usr/bin/mosquitto_sub", [
+            "-h", "127.0.0.1", "-p", String(fleet.port), "-V", "mqttv5", "-q", "1", "-t", "d/\(device.id)/down/ota/assignment",
+            "--retained-only", "-C", "1", "-W", "2", "--cafile", fleet.brokerDir + "/ca.pem",
+            "--cert", device.state + "/device.crt.pem", "--key", device.state + "/device.key",
+        ])
+        let line = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !line.isEmpty else {
+            guard result.status == 27 || result.status == 0 else { throw TestSupportError("mosquitto_sub: \(result.combined)") }
+            return nil
+        }
+        return try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
     }
 }
 
