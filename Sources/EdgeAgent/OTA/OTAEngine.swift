@@ -148,6 +148,7 @@ final class OTAEngine: @unchecked Sendable {
             sink.finish()
             try? download?.checkpoint()
         }
+        link.health.ok("ota")
         // A new connection: ask for missing blocks afresh, re-send owed reports now.
         flow.askNow = true
         flow.notBefore = .distantPast
