@@ -177,6 +177,8 @@ public struct SlotStore: Sendable {
         try checkFloor(name: manifest.name, version: manifest.version, releaseCounter: manifest.releaseCounter)
 
         try SecureFile.ensureDirectory(directory)
+        // The new directory entries are made durable too, not only the files in them.
+        try SlotFiles.syncDirectory((directory as NSString).deletingLastPathComponent)
         return try SlotFiles.withLock(lockPath) {
             // Re-checked under the lock: another process may have committed meanwhile.
             try checkFloor(name: manifest.name, version: manifest.version, releaseCounter: manifest.releaseCounter)
@@ -188,6 +190,7 @@ public struct SlotStore: Sendable {
             }
             let slotDirectory = directory(of: slot)
             try SecureFile.ensureDirectory(slotDirectory)
+            try SlotFiles.syncDirectory(directory)
             // The manifest goes first: a slot with an image but no manifest is empty, never half-valid.
             try SlotFiles.remove(manifestPath(of: slot))
             try SlotFiles.remove(imagePath(of: slot))
