@@ -283,7 +283,7 @@ extension OTAAgentTests {
         // The next release fails its health check: rolled back, the previous release stays active.
         let next = OTAFleet.image(100_000, seed: 21)
         try fleet.addFirmware(next, name: "gw", version: "1.1.0", hardware: Self.hardware)
-        FileManager.default.createFile(atPath: marker, contents: Data())
+        _ = FileManager.default.createFile(atPath: marker, contents: Data())
         let broken = try fleet.createRollout("gw@1.1.0", group: "lab")
         #expect(fleet.waitForRollout(broken, "failed", timeout: 40), "\(OTAFleet.text(secondLog).suffix(3000))")
         #expect(fleet.rolloutStatus(broken).reasons.keys.contains { $0.hasPrefix("health check failed") }, "\(fleet.rolloutStatus(broken))")
@@ -296,7 +296,7 @@ extension OTAAgentTests {
         // agent recovers the slot store before connecting, re-runs the health check, commits without downloading or
         // installing again, and sends the succeeded report it queued offline once connected.
         try FileManager.default.removeItem(atPath: marker)
-        FileManager.default.createFile(atPath: hang, contents: Data())
+        _ = FileManager.default.createFile(atPath: hang, contents: Data())
         let v120 = OTAFleet.image(120_000, seed: 22)
         try fleet.addFirmware(v120, name: "gw", version: "1.2.0", hardware: Self.hardware)
         let resumed = try fleet.createRollout("gw@1.2.0", group: "lab")
