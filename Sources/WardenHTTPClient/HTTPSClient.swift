@@ -90,7 +90,8 @@ public struct HTTPSClient: Sendable {
         var fields = [("Content-Type", contentType)] + headers
         fields.append(("Expect", ""))  // no 100-continue round trip
         for (name, value) in fields {
-            guard !name.isEmpty, !(name + value).contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }), !name.contains(":") else {
+            // By bytes: "\r\n" is one Character in Swift, so a Character test would miss it.
+            guard !name.isEmpty, !(name + value).utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }), !name.contains(":") else {
                 throw WardenError.badInput("header '\(name.prefix(40))' is not a valid HTTP header")
             }
         }

@@ -5,6 +5,7 @@ import WardenCore
 import WardenHTTPClient
 import WardenPKI
 import WardenTestSupport
+import WardenUpdate
 
 /// `warden-agent enroll` / `renew`, ``HTTPSClient`` and the TUF fetcher against a real `warden serve` over HTTPS,
 /// whose certificate is issued by the fleet CA (trusted only through an explicit CA file).
@@ -306,6 +307,12 @@ import WardenTestSupport
         ])
         #expect(downloaded.status == 0, "\(downloaded.combined)")
         #expect(try Self.read(downloads + "/gw%2F1.0.0") == image)
+        // A byte range of the target over HTTPS (206).
+        let target = TUFPath.consistentTargetPath("gw/1.0.0", hash: Digest.hex(Digest.sha256(image)))
+        let ranged = try await HTTPSClient(options: TLSOptions(caFile: authority.root)).get(
+            authority.url + "/tuf/targets/" + target, range: 100...199, maxBytes: 1000, timeout: .seconds(10))
+        #expect(ranged.status == 206, "\(ranged.text.prefix(200))")
+        #expect(ranged.body == Array(image[100...199]))
     }
 
     @Test func renewalIsDueAtTwoThirdsOfTheLifetimeWithBoundedDeterministicJitter() {
