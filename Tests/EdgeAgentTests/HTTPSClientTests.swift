@@ -15,8 +15,10 @@ import WardenTestSupport
         try await Task.sleep(for: .milliseconds(500))
         task.cancel()
         let result = await task.result
+        // CancellationError (not the deadline's WardenError.storage) proves the cancel aborted the transfer; the bound is
+        // loose because suites running in parallel may starve this test's own task on a 2-core machine.
         #expect(throws: CancellationError.self) { try result.get() }
-        #expect(Date().timeIntervalSince(started) < 5, "the transfer stopped long before its 25 s deadline")
+        #expect(Date().timeIntervalSince(started) < 20, "the transfer stopped before its 25 s deadline")
     }
 
     @Test func postRefusesHeaderInjectionAndNonHTTPURLs() async throws {
