@@ -8,11 +8,12 @@ import PackageDescription
 //   WardenBroker -> WardenPolicy, WardenMQTT -> CMosquitto (libmosquitto)
 //   WardenAuthority, WardenServer, WardenCLI -> WardenUpdate -> WardenPKI (TUF metadata, block index; shared with the agent)
 // Each third-party framework is imported by exactly one module:
-//   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore;  CMosquitto -> WardenMQTT;
+//   X509, SwiftASN1, Crypto -> WardenPKI;  GRDB -> WardenStore;  CMosquitto -> WardenMQTT;  CCurl -> WardenHTTPClient;
 //   Hummingbird, NIO, NIOSSL, ServiceLifecycle, Prometheus, Metrics, Logging -> WardenServer.
 // ArgumentParser is the one exception: each executable has its own thin command-tree module
 // (WardenCLI, EdgeAgentCLI), because the agent must never link the authority's CLI.
-//   warden-agent (exe) -> EdgeAgentCLI -> EdgeAgent -> EdgeCore, WardenUpdate, WardenPKI, WardenCore, WardenMQTT
+//   warden-agent (exe) -> EdgeAgentCLI -> EdgeAgent -> EdgeCore, WardenUpdate, WardenPKI, WardenCore, WardenMQTT, WardenHTTPClient
+//   WardenHTTPClient -> CCurl (libcurl): the agent's HTTPS client (private CA trust, client certificates).
 // EdgeAgent (the agent runtime: identity, TUF client, config verification, MQTT session) never depends on WardenStore,
 // WardenAuthority, WardenBroker, WardenServer or WardenCLI: the agent must not link the authority.
 
@@ -73,6 +74,10 @@ let package = Package(
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         // Async MQTT v5 client over libmosquitto (mTLS). The only CMosquitto importer; C types never leave it.
         .target(name: "WardenMQTT", dependencies: ["CMosquitto", "WardenCore"], swiftSettings: strict),
+        // libcurl, wrapped by WardenHTTPClient only.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // HTTPS client over libcurl (private CA trust, mutual TLS, bounded bodies). The only CCurl importer.
+        .target(name: "WardenHTTPClient", dependencies: ["CCurl", "WardenCore"], swiftSettings: strict),
         // Policy documents and their compilation to Mosquitto dynamic-security roles. Pure Swift.
         .target(name: "WardenPolicy", dependencies: ["WardenCore"], swiftSettings: strict),
         // Signed firmware: TUF 1.0 metadata (canonical JSON, threshold signatures, the client update workflow) and the
@@ -118,7 +123,7 @@ let package = Package(
         // MQTT session (presence, telemetry drain) over WardenMQTT.
         .target(
             name: "EdgeAgent",
-            dependencies: ["EdgeCore", "WardenCore", "WardenPKI", "WardenUpdate", "WardenMQTT"],
+            dependencies: ["EdgeCore", "WardenCore", "WardenPKI", "WardenUpdate", "WardenMQTT", "WardenHTTPClient"],
             swiftSettings: strict
         ),
         .target(
@@ -131,7 +136,7 @@ let package = Package(
         ),
         .executableTarget(name: "warden-agent", dependencies: ["EdgeAgentCLI"], swiftSettings: strict),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),
+        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "WardenHTTPClient", "WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         // Shared test helpers: run the built executables, openssl and pkilint as oracles.
         .target(name: "WardenTestSupport", dependencies: ["WardenCore"], path: "Tests/WardenTestSupport"),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),

@@ -6,7 +6,7 @@ mode="${1:-build}"
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in libsqlite3-dev libssl-dev libmosquitto-dev pkg-config openssl sqlite3 python3-pip; do
+for pkg in libsqlite3-dev libssl-dev libmosquitto-dev libcurl4-openssl-dev pkg-config openssl sqlite3 python3-pip; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 if [ "$mode" = "test" ] || [ "$mode" = "quickstart" ]; then

@@ -47,6 +47,12 @@ extension WardenAgent {
         @Option(name: .customLong("initial-spread"), help: "Upper bound of the random delay before the first connection, seconds.")
         var initialSpread: Double = 30
 
+        @Flag(name: .customLong("no-renewal"), help: "Do not renew the device certificate over EST in the background.")
+        var noRenewal = false
+
+        @Option(name: .customLong("renewal-check"), help: "How often the certificate renewal due check runs, seconds.")
+        var renewalCheck: Double = 300
+
         func run() async throws {
             var stderr = StandardError()
             let accepted: AgentConfig
@@ -63,9 +69,14 @@ extension WardenAgent {
                 print("warden-agent: --backoff-base, --backoff-cap and --initial-spread must be non-negative numbers", to: &stderr)
                 throw ExitCode(2)
             }
+            guard renewalCheck >= 1, renewalCheck.isFinite else {
+                print("warden-agent: --renewal-check must be at least 1 second", to: &stderr)
+                throw ExitCode(2)
+            }
             let settings: AgentSession.Settings
             let outbox: DurableQueue
             let ota: OTAFeature
+            var renewal: IdentityRenewal?
             do {
                 let (host, port) = try AgentSession.parseBroker(accepted.broker)
                 let stateFiles = AgentState(directory: state)
@@ -82,6 +93,14 @@ extension WardenAgent {
                 ota = try OTAFeature(
                     settings: OTAFeature.Settings(config: accepted, stateDirectory: state, keyPath: stateFiles.keyPath),
                     log: { _ = FileOutput.standardOutput.write("warden-agent: \($0)\n") })
+                // Renewal over EST at the config's https_url, trusting the config's (verified) trust bundle only.
+                if !noRenewal {
+                    do {
+                        renewal = IdentityRenewal(directory: state, est: try ESTClient(estURL: accepted.httpsURL, trustFile: caFile))
+                    } catch let error as WardenError {
+                        _ = FileOutput.standardOutput.write("warden-agent: certificate renewal disabled: \(error.message)\n")
+                    }
+                }
                 if let replay {
                     guard let pipeline = accepted.pipeline else {
                         throw WardenError.badInput("--replay needs a pipeline, and the config has none")
@@ -95,12 +114,25 @@ extension WardenAgent {
             }
             // A pending A/B install finishes (health check → commit or rollback) before anything connects.
             await ota.recoverAtStart()
-            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox), ota]) { line in
-                _ = FileOutput.standardOutput.write("warden-agent: \(line)\n")
+            // A promotion cut short by a crash is finished before the session picks its identity.
+            if renewal?.completeInterruptedPromotion() == true {
+                _ = FileOutput.standardOutput.write("warden-agent: finished an interrupted certificate promotion\n")
             }
+            let log: @Sendable (String) -> Void = { line in _ = FileOutput.standardOutput.write("warden-agent: \(line)\n") }
+            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox), ota], log: log)
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
-            let task = Task { await session.run() }
+            var scheduler = renewal.map { RenewalScheduler(renewal: $0, control: session.control, log: log) }
+            scheduler?.checkInterval = .milliseconds(Int64(renewalCheck * 1000))
+            let renewer = scheduler
+            let task = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    if let renewer { group.addTask { await renewer.run() } }
+                    await session.run()
+                    // The session ended (cancelled): stop the renewal loop with it.
+                    group.cancelAll()
+                }
+            }
             let sources = [SIGTERM, SIGINT].map { number in
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
                 source.setEventHandler { task.cancel() }

@@ -37,6 +37,9 @@ extension WardenAgent {
         @Option(name: .long, help: "Directory for verified downloads.")
         var targetDir: String?
 
+        @Option(name: .long, help: "PEM file of the only CAs trusted for HTTPS (e.g. 'warden ca bundle'); default: the system trust store.")
+        var caFile: String?
+
         @Argument(help: "init, refresh or download.")
         var action: Action
 
@@ -44,7 +47,7 @@ extension WardenAgent {
         var trustedRoot: String?
 
         func run() async throws {
-            let client = TUFClient(metadataDirectory: metadataDir)
+            let client = TUFClient(metadataDirectory: metadataDir, caFile: caFile)
             do {
                 switch action {
                 case .`init`:

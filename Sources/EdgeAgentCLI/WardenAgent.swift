@@ -8,7 +8,7 @@ public struct WardenAgent: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "warden-agent",
         abstract: "The Warden reference edge agent.",
-        subcommands: [Init.self, Run.self, Replay.self, QueueWriter.self, Bench.self, TUFClientCommand.self, Slots.self]
+        subcommands: [Init.self, Enroll.self, Renew.self, Run.self, Replay.self, QueueWriter.self, Bench.self, TUFClientCommand.self, Slots.self]
     )
 
     /// Creates the root command.

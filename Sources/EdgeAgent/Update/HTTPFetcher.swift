@@ -1,22 +1,19 @@
 import Foundation
 import WardenCore
+import WardenHTTPClient
 import WardenUpdate
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A ``TUFFetcher`` over HTTP(S): `GET <metadataBaseURL>/<path>` and `GET <targetsBaseURL>/<path>`.
 ///
-/// It defends the TUF client against a hostile or broken server on its own, before any verification:
-/// - endless data: the body is counted as it arrives and the transfer is cancelled once `maxLength` is exceeded
+/// It defends the TUF client against a hostile or broken server on its own, before any verification (all enforced by
+/// ``HTTPSClient``, libcurl underneath):
+/// - endless data: the body is counted as it arrives and the transfer is aborted once `maxLength` is exceeded
 ///   (a `Content-Length` above the limit is refused before the body is read);
 /// - slow retrieval: every request has an idle timeout and a total deadline;
-/// - scheme change: a redirect to another scheme (https → http, http → https) is refused, and so is any final response
-///   whose URL is not on the request's scheme (FoundationNetworking resolves a `file:` Location against the current
-///   origin, so it never reads a local file).
+/// - scheme change: a redirect to another scheme (https → http, http → https, file:) is refused.
 ///
-/// HTTPS uses the system trust store (FoundationNetworking over libcurl); there is no custom anchor yet.
+/// HTTPS trusts ONLY `caFile` when one is given (the fleet CA, e.g. the output of `warden ca bundle`), otherwise the
+/// system trust store; peer and hostname verification are always on.
 public struct HTTPFetcher: TUFFetcher {
     /// The metadata store, e.g. `https://authority:8443/tuf/metadata`.
     public let metadataBaseURL: URL
@@ -26,24 +23,33 @@ public struct HTTPFetcher: TUFFetcher {
     public var idleTimeout: TimeInterval
     /// The longest one request may take in total.
     public var totalTimeout: TimeInterval
+    /// The PEM file of the only CAs trusted for HTTPS; nil for the system trust store.
+    public let caFile: String?
 
     /// A fetcher for the two stores.
-    /// - Throws: `.badInput` if a URL is not `http` or `https`.
-    public init(metadataBaseURL: URL, targetsBaseURL: URL? = nil, idleTimeout: TimeInterval = 15, totalTimeout: TimeInterval = 300) throws {
+    /// - Throws: `.badInput` if a URL is not `http` or `https`, or `caFile` cannot be read.
+    public init(
+        metadataBaseURL: URL, targetsBaseURL: URL? = nil, idleTimeout: TimeInterval = 15, totalTimeout: TimeInterval = 300,
+        caFile: String? = nil
+    ) throws {
         for url in [metadataBaseURL, targetsBaseURL].compactMap({ $0 }) {
             guard let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http", url.host != nil else {
                 throw WardenError.badInput("repository URL '\(url.absoluteString.prefix(200))' must be an http or https URL with a host")
             }
         }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw WardenError.badInput("CA file '\(caFile)' cannot be read")
+        }
         self.metadataBaseURL = metadataBaseURL
         self.targetsBaseURL = targetsBaseURL
         self.idleTimeout = idleTimeout
         self.totalTimeout = totalTimeout
+        self.caFile = caFile
     }
 
     /// Fetches `path` from the metadata or target store; nil on HTTP 404.
-    /// - Throws: `.badInput` for an unsafe path or a body over `maxLength`, `.notFound` without a target store,
-    ///   `.storage` for transport failures, other HTTP statuses and refused redirects.
+    /// - Throws: `.badInput` for an unsafe path, a body over `maxLength` or a refused redirect, `.notFound` without a
+    ///   target store, `.storage` for transport failures (TLS verification included) and other HTTP statuses.
     public func fetch(_ kind: TUFFetchKind, path: String, maxLength: Int) async throws -> [UInt8]? {
         guard TUFPath.isSafe(path) else { throw WardenError.badInput("unsafe repository path '\(path.prefix(100))'") }
         let base: URL
@@ -55,131 +61,19 @@ public struct HTTPFetcher: TUFFetcher {
         }
         var text = base.absoluteString
         while text.hasSuffix("/") { text.removeLast() }
-        guard let url = URL(string: text + "/" + path) else {
-            throw WardenError.badInput("cannot form a URL for '\(path.prefix(100))'")
-        }
-        return try await HTTPGet(url: url, maxLength: maxLength, idleTimeout: idleTimeout, totalTimeout: totalTimeout).run()
-    }
-}
-
-/// One bounded GET, driven by a URLSession delegate so the body can be measured while it arrives.
-struct HTTPGet {
-    let url: URL
-    let maxLength: Int
-    let idleTimeout: TimeInterval
-    let totalTimeout: TimeInterval
-
-    func run() async throws -> [UInt8]? {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = idleTimeout
-        configuration.timeoutIntervalForResource = totalTimeout
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        var request = URLRequest(url: url)
-        request.timeoutInterval = idleTimeout
-        let delegate = BoundedDownload(url: url, maxLength: maxLength)
-        let session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: nil)
-        defer { session.finishTasksAndInvalidate() }
-        return try await withCheckedThrowingContinuation { continuation in
-            delegate.start(continuation)
-            session.dataTask(with: request).resume()
+        let url = text + "/" + path
+        let client = try HTTPSClient(
+            options: TLSOptions(caFile: caFile), connectTimeout: Self.duration(min(idleTimeout, totalTimeout)),
+            idleTimeout: Self.duration(idleTimeout))
+        let response = try await client.get(url, maxBytes: maxLength, timeout: Self.duration(totalTimeout))
+        switch response.status {
+        case 200: return response.body
+        case 404: return nil
+        default: throw WardenError.storage("'\(url.prefix(200))' answered HTTP \(response.status)")
         }
     }
-}
 
-/// The delegate of one ``HTTPGet``: accumulates at most `maxLength` bytes and resumes its continuation exactly once.
-///
-/// `@unchecked Sendable`: URLSession calls the delegate from its own queue while the caller owns the value; every
-/// mutable field is read and written only while holding `lock`.
-final class BoundedDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    let url: URL
-    let maxLength: Int
-    private let lock = NSLock()
-    private var body: [UInt8] = []
-    private var status: Int?
-    private var refusal: WardenError?
-    private var continuation: CheckedContinuation<[UInt8]?, any Error>?
-
-    init(url: URL, maxLength: Int) {
-        self.url = url
-        self.maxLength = maxLength
-    }
-
-    var shownURL: String { String(url.absoluteString.prefix(200)) }
-
-    func start(_ continuation: CheckedContinuation<[UInt8]?, any Error>) {
-        lock.withLock { self.continuation = continuation }
-    }
-
-    func urlSession(
-        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-        completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void
-    ) {
-        let code = (response as? HTTPURLResponse)?.statusCode
-        let tooLong = code == 200 && response.expectedContentLength > Int64(maxLength)
-        // A redirect the delegate never saw (FoundationNetworking does not always ask) must still stay on the scheme.
-        let from = url.scheme?.lowercased()
-        let to = response.url?.scheme?.lowercased()
-        let offScheme = code == nil || to != from
-        lock.withLock {
-            status = code
-            if offScheme {
-                refusal = WardenError.badInput("'\(shownURL)' redirects to a \(to ?? "non-HTTP") URL; only \(from ?? "") redirects are followed")
-            } else if tooLong {
-                refusal = WardenError.badInput("'\(shownURL)' is longer than the \(maxLength)-byte limit")
-            }
-        }
-        completionHandler(tooLong || offScheme ? .cancel : .allow)
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        let over: Bool = lock.withLock {
-            guard refusal == nil else { return true }
-            // Error bodies are not needed; keep at most a little of them.
-            let limit = status == 200 ? maxLength : 4096
-            if body.count + data.count > limit {
-                if status == 200 { refusal = WardenError.badInput("'\(shownURL)' is longer than the \(maxLength)-byte limit") }
-                return status == 200
-            }
-            body.append(contentsOf: data)
-            return false
-        }
-        if over { dataTask.cancel() }
-    }
-
-    func urlSession(
-        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
-    ) {
-        let from = url.scheme?.lowercased()
-        let to = request.url?.scheme?.lowercased()
-        guard from == to else {
-            lock.withLock {
-                refusal = WardenError.badInput("'\(shownURL)' redirects to a \(to ?? "unknown") URL; only \(from ?? "") redirects are followed")
-            }
-            completionHandler(nil)
-            task.cancel()
-            return
-        }
-        completionHandler(request)
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        let (continuation, outcome): (CheckedContinuation<[UInt8]?, any Error>?, Result<[UInt8]?, any Error>) = lock.withLock {
-            let pending = self.continuation
-            self.continuation = nil
-            if let refusal { return (pending, .failure(refusal)) }
-            if let error {
-                return (pending, .failure(WardenError.storage("cannot fetch '\(shownURL)': \(error.localizedDescription)")))
-            }
-            switch status {
-            case 200: return (pending, .success(body))
-            case 404: return (pending, .success(nil))
-            case let code?: return (pending, .failure(WardenError.storage("'\(shownURL)' answered HTTP \(code)")))
-            case nil: return (pending, .failure(WardenError.storage("'\(shownURL)' gave no HTTP response")))
-            }
-        }
-        continuation?.resume(with: outcome)
+    static func duration(_ seconds: TimeInterval) -> Duration {
+        .milliseconds(Int64((max(0.001, seconds) * 1000).rounded()))
     }
 }

@@ -10,8 +10,14 @@ public struct TUFClient: Sendable {
     /// The directory holding the trusted metadata under non-versioned names (`root.json`, `timestamp.json`, …).
     public let metadataDirectory: String
 
-    /// A client over `metadataDirectory`.
-    public init(metadataDirectory: String) { self.metadataDirectory = metadataDirectory }
+    /// The PEM file of the only CAs trusted for HTTPS (the fleet CA); nil for the system trust store.
+    public let caFile: String?
+
+    /// A client over `metadataDirectory`, trusting only `caFile` for HTTPS when one is given.
+    public init(metadataDirectory: String, caFile: String? = nil) {
+        self.metadataDirectory = metadataDirectory
+        self.caFile = caFile
+    }
 
     /// Installs `trustedRootPath` as the trusted root (`root.json`). No network access.
     /// - Throws: `.badInput` if the file is unreadable or not a root metadata file signed by its own threshold.
@@ -67,6 +73,6 @@ public struct TUFClient: Sendable {
         guard SecureFile.mode(of: metadataDirectory + "/root.json") != nil else {
             throw WardenError.notFound("'\(metadataDirectory)/root.json' does not exist; run 'tuf-client init ROOT' first")
         }
-        return TUFUpdater(metadataDirectory: metadataDirectory, fetcher: try HTTPFetcher(metadataBaseURL: metadataURL, targetsBaseURL: targetsURL))
+        return TUFUpdater(metadataDirectory: metadataDirectory, fetcher: try HTTPFetcher(metadataBaseURL: metadataURL, targetsBaseURL: targetsURL, caFile: caFile))
     }
 }
