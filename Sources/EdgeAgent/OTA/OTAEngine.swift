@@ -310,7 +310,7 @@ final class OTAEngine: @unchecked Sendable {
             // The retained metadata is incomplete: after a moment, try HTTPS.
             var recovered = false
             if waited >= Self.httpsFallbackAfter, let base = settings.httpsURL, let url = URL(string: base + "/tuf/metadata"),
-                let fetcher = try? HTTPFetcher(metadataBaseURL: url, idleTimeout: 5, totalTimeout: 20)
+                let fetcher = try? HTTPFetcher(metadataBaseURL: url, idleTimeout: 5, totalTimeout: 20, caFile: settings.httpsCAFile)
             {
                 updater = TUFUpdater(metadataDirectory: tufDirectory, fetcher: fetcher)
                 do {

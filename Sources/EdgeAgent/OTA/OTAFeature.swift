@@ -29,6 +29,9 @@ public struct OTAFeature: AgentFeature {
         public var tufRoot: [UInt8]?
         /// The authority's HTTPS base URL (metadata fallback: `<url>/tuf/metadata`).
         public var httpsURL: String?
+        /// The CAs trusted for that HTTPS fallback: the verified config's trust bundle as installed in the state
+        /// directory (nil: the system store).
+        public var httpsCAFile: String?
 
         /// Settings from a verified config.
         public init(config: AgentConfig, stateDirectory: String, keyPath: String) {
@@ -39,6 +42,8 @@ public struct OTAFeature: AgentFeature {
             healthCheck = config.healthCheck
             tufRoot = config.tufRoot
             httpsURL = config.httpsURL
+            let bundle = AgentState(directory: stateDirectory).brokerTrustPath
+            httpsCAFile = FileManager.default.isReadableFile(atPath: bundle) ? bundle : nil
         }
     }
 
