@@ -89,9 +89,18 @@ extension WardenAgent {
                 print("warden-agent: \(error.message)", to: &stderr)
                 throw ExitCode(error.code == .storage ? 3 : error.code == .badInput ? 2 : 1)
             }
-            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox)]) { line in
+            // The flight recorder keeps every log line, connection and health change (docs/AGENT.md); it never
+            // fails the agent: a disk problem only degrades its health entry.
+            let health = AgentHealth()
+            let recorder = FlightRecorder(directory: FlightRecorder.directory(state: state), health: health)
+            recorder.watch(health)
+            recorder.record(.decision, subsystem: "config", "accepted config version \(accepted.version) for \(accepted.deviceID)")
+            let features: [any AgentFeature] = [TelemetryFeature(outbox: outbox), RecorderFeature(recorder: recorder)]
+            let session = AgentSession(settings: settings, features: features, health: health) { line in
                 _ = FileOutput.standardOutput.write("warden-agent: \(line)\n")
+                recorder.recordSessionLine(line)
             }
+            defer { recorder.close() }
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
             let task = Task { await session.run() }

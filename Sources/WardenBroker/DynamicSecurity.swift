@@ -16,8 +16,12 @@ public enum DynamicSecurity {
     public static let tufUsername = "warden-tuf"
     /// The presence tracker's identity (`warden serve`), which reads devices' birth and Last Will messages.
     public static let presenceUsername = "warden-presence"
+    /// The flight-recorder query identity (`warden device timeline`), which asks devices for their recorder entries.
+    public static let recorderUsername = "warden-recorder"
     /// Every control identity; reconciles never touch them.
-    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername]
+    public static let controlUsernames: Set<String> = [
+        controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername, recorderUsername,
+    ]
     /// Their role.
     public static let controlRole = "warden-control"
     /// Command topic.
@@ -96,6 +100,16 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientReceive", topic: PresenceMessage.filter, priority: 0, allow: true),
     ]
 
+    /// The flight-recorder query role.
+    public static let recorderRole = "warden-recorder"
+
+    /// ACLs of the recorder role: send queries to devices' `down/recorder/query` and read their `up/recorder/` answers.
+    static let recorderACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/recorder/query", priority: 0, allow: true),
+        DynsecACL(acltype: "subscribePattern", topic: "d/+/up/recorder/#", priority: 0, allow: true),
+        DynsecACL(acltype: "publishClientReceive", topic: "d/+/up/recorder/#", priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
@@ -104,10 +118,12 @@ public enum DynamicSecurity {
             Client(username: otaUsername, textname: "Warden OTA block service", roles: [RoleReference(rolename: otaRole)]),
             Client(username: tufUsername, textname: "Warden TUF metadata publisher", roles: [RoleReference(rolename: tufRole)]),
             Client(username: presenceUsername, textname: "Warden presence tracker", roles: [RoleReference(rolename: presenceRole)]),
+            Client(username: recorderUsername, textname: "Warden flight-recorder queries", roles: [RoleReference(rolename: recorderRole)]),
         ]
         var roles = [
             Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
             Role(rolename: tufRole, acls: tufACLs), Role(rolename: presenceRole, acls: presenceACLs),
+            Role(rolename: recorderRole, acls: recorderACLs),
         ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))
