@@ -59,7 +59,7 @@ struct FaultIsolationTests {
         let timeline = try fleet.warden.run(["device", "timeline", id, "--since", "1h", "--timeout", "10"])
         #expect(timeline.status == 0 && timeline.stderr.isEmpty, "\(timeline.stderr)")
         #expect(TimelineTests.lines(timeline.stdout).contains { $0.source == "device" && $0.kind == "connect" }, "\(timeline.stdout)")
-        #expect(TimelineTests.lines(timeline.stdout).contains { $0.source == "device" && $0.kind == "health" && $0.rest.contains("degraded") })
+        #expect(TimelineTests.lines(timeline.stdout).contains { $0.source == "device" && $0.kind == "health" && $0.rest.contains("degraded") }, "\(timeline.stdout) \(RecorderFixture.text(agentLog).suffix(1500))")
 
         // Remove the cause: the recorder recovers on its own, the board goes back to ok, the agent never restarted.
         try FileManager.default.removeItem(atPath: blocker)

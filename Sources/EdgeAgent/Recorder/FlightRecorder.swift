@@ -118,10 +118,13 @@ public final class FlightRecorder: Sendable {
         if schedule { queue.async { self.flush(sync: true) } }
     }
 
-    /// Watches `health` (checked every ``Options/flushInterval``) and records each subsystem's state changes as
+    /// Watches `health` (now, then every ``Options/flushInterval``) and records each subsystem's state changes as
     /// ``RecorderEntry/Kind/health`` entries.
     public func watch(_ health: AgentHealth) {
-        queue.async { self.disk.watchedHealth = health }
+        queue.async {
+            self.disk.watchedHealth = health
+            self.recordHealthChanges(health)
+        }
     }
 
     /// Writes and syncs everything buffered (waits for the recorder's queue).
