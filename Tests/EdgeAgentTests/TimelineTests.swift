@@ -87,6 +87,18 @@ struct TimelineTests {
         #expect(earlyOutput.reachable && !earlyOutput.events.contains { $0.source == "device" })
         #expect(earlyOutput.events.contains { $0.kind == "device.enroll" })
 
+        // The warden-recorder identity is least privilege: it may read answers, not telemetry or presence.
+        func subscribeAsRecorder(_ topic: String) throws -> String {
+            let r = try WardenProcess.launch("/usr/bin/mosquitto_sub", [
+                "-h", "127.0.0.1", "-p", String(fleet.port), "-V", "mqttv5", "-q", "1", "-t", topic, "-d", "-W", "2",
+                "--cafile", fleet.brokerDir + "/ca.pem", "--cert", fleet.brokerDir + "/recorder.crt.pem", "--key", fleet.brokerDir + "/recorder.key.pem",
+            ])
+            return r.stdout + r.stderr
+        }
+        #expect(try subscribeAsRecorder("d/+/up/recorder/#").contains("Subscribed (mid: 1): 1\n"))
+        #expect(try subscribeAsRecorder("d/+/up/telemetry").contains("Subscribed (mid: 1): 135"))
+        #expect(try subscribeAsRecorder("d/gw-1/up/presence").contains("Subscribed (mid: 1): 135"))
+
         // Bad input: one line, exit 2, no query.
         let badSince = try warden.run(["device", "timeline", "gw-1", "--since", "yesterday-ish"])
         #expect(badSince.status == 2 && badSince.oneLineError && badSince.stderr.contains("--since"), "\(badSince.stderr)")
