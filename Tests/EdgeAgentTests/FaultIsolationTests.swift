@@ -75,4 +75,59 @@ struct FaultIsolationTests {
         let segment = try #require(FileManager.default.contents(atPath: blocker + "/segment-0.log"))
         #expect(String(decoding: segment, as: UTF8.self).contains("connected to 127.0.0.1"))
     }
+
+    @Test("a policy that refuses the recorder's subscription: recorder-query degraded (SUBACK 135) while presence and telemetry work and timeline reports the device unreachable; after the policy allows it and the agent reconnects → ok and answered")
+    func refusedSubscription() throws {
+        let id = "gw-subref"
+        let observer = "obs-subref"
+        let fleet = try RecorderFixture(id: id, observer: observer, receiveDown: false)
+        var rows = "ts,sensor,value\n"
+        for i in 0..<10 { rows += "\(1_700_000_000 + i * 10),fuel,\(40 - i)\n" }
+        let csv = try fleet.dir.write("fuel.csv", rows)
+        let observerLog = fleet.dir.file("observer.log")
+        _ = try fleet.observe(["d/\(id)/up/health", "d/\(id)/up/telemetry"], log: "observer.log")
+        let agentLog = fleet.dir.file("agent.log")
+        let agent = try fleet.startAgent(log: "agent.log", extra: ["--replay", csv])
+        #expect(RecorderFixture.waitUntil(timeout: 15) { fleet.connected() == true }, "presence: \(RecorderFixture.text(agentLog))")
+        #expect(RecorderFixture.waitUntil(timeout: 15) {
+            RecorderFixture.text(observerLog).split(separator: "\n").filter { $0.hasPrefix("d/\(id)/up/telemetry {") }.count >= 10
+        }, "telemetry delivered despite the refused subscription")
+        #expect(RecorderFixture.waitUntil(timeout: 10) { Self.state(Self.latestHealth(observerLog, device: id), "recorder-query") == "degraded" },
+            "\(RecorderFixture.text(observerLog))")
+        let degraded = Self.latestHealth(observerLog, device: id)
+        let reason = ((degraded?["subsystems"] as? [String: Any])?["recorder-query"] as? [String: Any])?["reason"] as? String
+        #expect(reason?.contains("SUBACK 135") == true, "\(String(describing: reason))")
+        #expect(Self.state(degraded, "telemetry") == "ok" && Self.state(degraded, "recorder") == "ok")
+        let unanswered = try fleet.warden.run(["device", "timeline", id, "--since", "1h", "--timeout", "2"])
+        #expect(unanswered.status == 0 && unanswered.stderr.contains("did not answer"), "\(unanswered.stderr)")
+        #expect(TimelineTests.lines(unanswered.stdout).contains { $0.kind == "device.enroll" })
+
+        // The cause removed: the policy allows the down/ tree again; the next connection's subscription succeeds.
+        let allowed = try fleet.warden.run(["policy", "apply", try fleet.dir.write("allowed.json", RecorderFixture.policy(observer: observer))])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        // Make the agent reconnect: the broker dies (kill -9 by PID) and serve restarts it.
+        let pidText = try String(contentsOfFile: fleet.brokerDir + "/mosquitto.pid", encoding: .utf8)
+        let brokerPID = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(brokerPID, SIGKILL)
+        #expect(RecorderFixture.waitUntil(timeout: 20) {
+            RecorderFixture.text(agentLog).components(separatedBy: "connected to 127.0.0.1").count - 1 >= 2
+        }, "reconnected: \(RecorderFixture.text(agentLog))")
+        // A fresh observer (the broker restart dropped the first one); the health report is retained.
+        let afterLog = fleet.dir.file("observer2.log")
+        _ = try fleet.observe(["d/\(id)/up/health"], log: "observer2.log")
+        #expect(RecorderFixture.waitUntil(timeout: 10) { Self.latestHealth(afterLog, device: id)?["status"] as? String == "ok" },
+            "\(RecorderFixture.text(afterLog))")
+        #expect(Self.state(Self.latestHealth(afterLog, device: id), "recorder-query") == "ok")
+        #expect(agent.isRunning)
+        var answered = try fleet.warden.run(["device", "timeline", id, "--since", "1h", "--timeout", "5"])
+        if answered.stderr.contains("did not answer") {
+            // The observer may have seen the health report before the agent's subscription completed; ask once more.
+            answered = try fleet.warden.run(["device", "timeline", id, "--since", "1h", "--timeout", "5"])
+        }
+        #expect(answered.status == 0 && answered.stderr.isEmpty, "\(answered.stderr)")
+        #expect(TimelineTests.lines(answered.stdout).contains { $0.source == "device" && $0.kind == "fault" || ($0.source == "device" && $0.kind == "health" && $0.rest.contains("SUBACK 135")) },
+            "the refusal is in the recorder: \(answered.stdout)")
+        agent.signal(SIGTERM)
+        #expect(agent.wait() == 0)
+    }
 }

@@ -21,14 +21,18 @@ final class RecorderFixture {
     let observerKey: String
     private var spawned: [SpawnedProcess] = []
 
-    /// The default policy plus one statement letting `observer` read every device's `up/` tree.
-    static func policy(observer: String) -> String {
-        """
+    /// The default policy plus one statement letting `observer` read every device's `up/` tree; without
+    /// `receiveDown`, devices may not subscribe to their `down/` tree.
+    static func policy(observer: String, receiveDown: Bool = true) -> String {
+        let down = receiveDown
+            ? #"{ "sid": "receive-own-down", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:subscribe", "mqtt:receive"], "resources": ["topic:d/${device.id}/down/#"] },"#
+            : ""
+        return """
         { "version": 1, "description": "default + observer",
           "statements": [
             { "sid": "connect-self", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:connect"], "resources": ["client:${device.id}"] },
             { "sid": "publish-own-up", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:publish"], "resources": ["topic:d/${device.id}/up/#"] },
-            { "sid": "receive-own-down", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:subscribe", "mqtt:receive"], "resources": ["topic:d/${device.id}/down/#"] },
+            \(down)
             { "sid": "observer-reads-up", "effect": "allow", "principals": ["device:\(observer)"],
               "actions": ["mqtt:subscribe", "mqtt:receive"], "resources": ["topic:d/+/up/#"] } ] }
         """
@@ -54,7 +58,7 @@ final class RecorderFixture {
         return condition()
     }
 
-    init(id: String, observer: String = "obs-rec") throws {
+    init(id: String, observer: String = "obs-rec", receiveDown: Bool = true) throws {
         dir = try TemporaryDirectory()
         chmod(dir.path, 0o755)  // Mosquitto may drop to its own user and must reach the broker setup.
         warden = WardenProcess(home: dir.file("home"))
@@ -63,7 +67,7 @@ final class RecorderFixture {
         self.id = id
         try Self.ok(try warden.run(["ca", "init", "--org", "Recorder Fleet"]), "ca init")
         try Self.ok(try warden.run(["broker", "config", "--out", brokerDir, "--port", String(port)]), "broker config")
-        try Self.ok(try warden.run(["policy", "apply", try dir.write("policy.json", Self.policy(observer: observer))]), "policy apply")
+        try Self.ok(try warden.run(["policy", "apply", try dir.write("policy.json", Self.policy(observer: observer, receiveDown: receiveDown))]), "policy apply")
         state = dir.file("state")
         let bundle = dir.file("bundle.pem")
         try Self.ok(try warden.run(["ca", "bundle", "--out", bundle]), "ca bundle")
