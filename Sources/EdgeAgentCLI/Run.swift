@@ -73,6 +73,16 @@ extension WardenAgent {
                 print("warden-agent: --renewal-check must be at least 1 second", to: &stderr)
                 throw ExitCode(2)
             }
+            // The flight recorder keeps every log line, connection and health change (docs/AGENT.md); it never
+            // fails the agent: a disk problem only degrades its health entry.
+            let health = AgentHealth()
+            let recorder = FlightRecorder(directory: FlightRecorder.directory(state: state), health: health)
+            recorder.watch(health)
+            recorder.record(.decision, subsystem: "config", "accepted config version \(accepted.version) for \(accepted.deviceID)")
+            let log: @Sendable (String) -> Void = { line in
+                _ = FileOutput.standardOutput.write("warden-agent: \(line)\n")
+                recorder.recordSessionLine(line)
+            }
             let settings: AgentSession.Settings
             let outbox: DurableQueue
             let ota: OTAFeature
@@ -92,13 +102,13 @@ extension WardenAgent {
                 outbox = try TelemetryOutbox.open(state: state, device: accepted.deviceID)
                 ota = try OTAFeature(
                     settings: OTAFeature.Settings(config: accepted, stateDirectory: state, keyPath: stateFiles.keyPath),
-                    log: { _ = FileOutput.standardOutput.write("warden-agent: \($0)\n") })
+                    log: log)
                 // Renewal over EST at the config's https_url, trusting the config's (verified) trust bundle only.
                 if !noRenewal {
                     do {
                         renewal = IdentityRenewal(directory: state, est: try ESTClient(estURL: accepted.httpsURL, trustFile: caFile))
                     } catch let error as WardenError {
-                        _ = FileOutput.standardOutput.write("warden-agent: certificate renewal disabled: \(error.message)\n")
+                        log("certificate renewal disabled: \(error.message)")
                     }
                 }
                 if let replay {
@@ -116,10 +126,11 @@ extension WardenAgent {
             await ota.recoverAtStart()
             // A promotion cut short by a crash is finished before the session picks its identity.
             if renewal?.completeInterruptedPromotion() == true {
-                _ = FileOutput.standardOutput.write("warden-agent: finished an interrupted certificate promotion\n")
+                log("finished an interrupted certificate promotion")
             }
-            let log: @Sendable (String) -> Void = { line in _ = FileOutput.standardOutput.write("warden-agent: \(line)\n") }
-            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox), ota], log: log)
+            let features: [any AgentFeature] = [TelemetryFeature(outbox: outbox), ota, RecorderFeature(recorder: recorder)]
+            let session = AgentSession(settings: settings, features: features, health: health, log: log)
+            defer { recorder.close() }
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
             var scheduler = renewal.map { RenewalScheduler(renewal: $0, control: session.control, log: log) }

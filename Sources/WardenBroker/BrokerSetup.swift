@@ -67,6 +67,9 @@ public enum BrokerSetup {
         let cliControl = try authority.ca.issueServiceCertificate(
             commonName: DynamicSecurity.cliControlUsername, purposes: [.client],
             validity: WardenDuration(seconds: 365 * 86_400), now: now)
+        let recorder = try authority.ca.issueServiceCertificate(
+            commonName: DynamicSecurity.recorderUsername, purposes: [.client],
+            validity: WardenDuration(seconds: 365 * 86_400), now: now)
         let crl = try authority.issueCRL(now: now)
 
         // A device the policies do not let connect (mqtt:connect) gets no client, as BrokerSync does at run time.
@@ -80,6 +83,8 @@ public enum BrokerSetup {
         try SecureFile.writeAtomically(Array(control.privateKeyPEM.utf8), to: staging.controlKey, mode: 0o600)
         try SecureFile.writeAtomically(Array(cliControl.chainPEM.utf8), to: staging.cliControlCertificate, mode: 0o644)
         try SecureFile.writeAtomically(Array(cliControl.privateKeyPEM.utf8), to: staging.cliControlKey, mode: 0o600)
+        try SecureFile.writeAtomically(Array(recorder.chainPEM.utf8), to: staging.recorderCertificate, mode: 0o644)
+        try SecureFile.writeAtomically(Array(recorder.privateKeyPEM.utf8), to: staging.recorderKey, mode: 0o600)
         try SecureFile.writeAtomically(Array(crl.pemEncoded.utf8), to: staging.crl, mode: 0o644)
         try SecureFile.writeAtomically(try DynamicSecurity.initialConfig(devices: devices), to: staging.dynamicSecurity, mode: 0o600)
         let metadata = BrokerMetadata(port: port, bindAddress: bindAddress, directory: absolute, user: user)

@@ -18,9 +18,11 @@ public enum DynamicSecurity {
     public static let presenceUsername = "warden-presence"
     /// The OTA assignment publisher's identity (`warden serve`), which keeps `d/<id>/down/ota/assignment` retained.
     public static let assignmentUsername = "warden-assign"
+    /// The flight-recorder query identity (`warden device timeline`), which asks devices for their recorder entries.
+    public static let recorderUsername = "warden-recorder"
     /// Every control identity; reconciles never touch them.
     public static let controlUsernames: Set<String> = [
-        controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername, assignmentUsername,
+        controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername, assignmentUsername, recorderUsername,
     ]
     /// Their role.
     public static let controlRole = "warden-control"
@@ -108,6 +110,16 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientSend", topic: "d/+/down/ota/assignment", priority: 0, allow: true),
     ]
 
+    /// The flight-recorder query role.
+    public static let recorderRole = "warden-recorder"
+
+    /// ACLs of the recorder role: send queries to devices' `down/recorder/query` and read their `up/recorder/` answers.
+    static let recorderACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/recorder/query", priority: 0, allow: true),
+        DynsecACL(acltype: "subscribePattern", topic: "d/+/up/recorder/#", priority: 0, allow: true),
+        DynsecACL(acltype: "publishClientReceive", topic: "d/+/up/recorder/#", priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
@@ -117,11 +129,13 @@ public enum DynamicSecurity {
             Client(username: tufUsername, textname: "Warden TUF metadata publisher", roles: [RoleReference(rolename: tufRole)]),
             Client(username: presenceUsername, textname: "Warden presence tracker", roles: [RoleReference(rolename: presenceRole)]),
             Client(username: assignmentUsername, textname: "Warden OTA assignment publisher", roles: [RoleReference(rolename: assignmentRole)]),
+            Client(username: recorderUsername, textname: "Warden flight-recorder queries", roles: [RoleReference(rolename: recorderRole)]),
         ]
         var roles = [
             Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
             Role(rolename: tufRole, acls: tufACLs), Role(rolename: presenceRole, acls: presenceACLs),
             Role(rolename: assignmentRole, acls: assignmentACLs),
+            Role(rolename: recorderRole, acls: recorderACLs),
         ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))

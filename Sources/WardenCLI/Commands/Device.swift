@@ -11,7 +11,7 @@ extension WardenRoot {
     struct Device: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Enroll, inspect and revoke devices.",
-            subcommands: [Enroll.self, List.self, Show.self, Revoke.self, Token.self, Config.self])
+            subcommands: [Enroll.self, List.self, Show.self, Revoke.self, Token.self, Config.self, Timeline.self])
     }
 }
 

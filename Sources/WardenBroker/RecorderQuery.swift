@@ -1,0 +1,178 @@
+import Foundation
+import WardenAuthority
+import WardenCore
+import WardenMQTT
+
+extension BrokerLayout {
+    /// The flight-recorder query identity's certificate chain (CN `warden-recorder`), issued by `warden broker config`
+    /// (or by the first `warden device timeline` of an older setup).
+    public var recorderCertificate: String { directory + "/recorder.crt.pem" }
+    /// Its private key (mode 0600).
+    public var recorderKey: String { directory + "/recorder.key.pem" }
+}
+
+/// Asks one device for its flight-recorder entries over MQTT (`warden device timeline`), as the `warden-recorder`
+/// identity, whose role may only publish `d/+/down/recorder/query` and read `d/+/up/recorder/#`.
+///
+/// The wire format is the agent's (`RecorderFeature`, docs/AGENT.md "Flight recorder"): one query, answered on
+/// `d/<id>/up/recorder/<request>` by parts of at most 64 KiB, the last one marked `done`. The answer is bounded:
+/// at most ``maximumParts`` parts and the limit's worth of entries are kept; oversized or foreign parts are ignored.
+public struct RecorderQuery: Sendable {
+    /// One recorder entry as the device reported it.
+    public struct Entry: Codable, Sendable, Equatable {
+        /// The device's sequence number.
+        public var seq: UInt64
+        /// Unix milliseconds (the device's clock).
+        public var t: Int64
+        /// `log`, `connect`, `disconnect`, `decision`, `health`, `fault`.
+        public var kind: String
+        /// The subsystem.
+        public var subsystem: String
+        /// The message.
+        public var message: String
+    }
+
+    /// What the device answered.
+    public struct Answer: Sendable, Equatable {
+        /// The entries, in the device's order.
+        public var entries: [Entry]
+        /// How many entries matched on the device.
+        public var matched: Int
+        /// Whether the device left entries out (limit).
+        public var truncated: Bool
+        /// Whether every part arrived before the deadline.
+        public var complete: Bool
+        /// The device's refusal of the query, if it refused it.
+        public var error: String?
+    }
+
+    /// The largest part accepted, bytes (the agent sends at most 64 KiB).
+    public static let maximumPartBytes = 64 * 1024 + 1024
+    /// The most parts collected for one answer.
+    public static let maximumParts = 512
+
+    /// The MQTT configuration of the `warden-recorder` identity.
+    public let configuration: MQTTConfiguration
+
+    /// Creates a query client connecting with `configuration`.
+    public init(configuration: MQTTConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// The configuration of `layout`'s recorder identity; issues one with `authority()` first if the setup has none
+    /// (setups written before the flight recorder existed).
+    /// - Throws: ``WardenError`` from issuance, storage or a bad broker setup.
+    public static func identity(layout: BrokerLayout, authority: () throws -> Authority, now: Date) throws -> MQTTConfiguration {
+        if SecureFile.mode(of: layout.recorderCertificate) != nil, SecureFile.mode(of: layout.recorderKey) != nil {
+            return try ServiceIdentity.configuration(
+                commonName: DynamicSecurity.recorderUsername, certificate: layout.recorderCertificate, key: layout.recorderKey, layout: layout)
+        }
+        return try ServiceIdentity.issue(
+            commonName: DynamicSecurity.recorderUsername, certificate: layout.recorderCertificate, key: layout.recorderKey,
+            authority: try authority(), layout: layout, now: now)
+    }
+
+    /// A fresh request id: 16 random bytes, hex.
+    static func newRequestID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+
+    /// Sends the query for `device`'s entries in `since…until` (unix ms) and collects the answer until it is
+    /// complete or `timeout` passes. Returns nil when no part arrived in time (the device is offline or does not
+    /// answer).
+    /// - Throws: `WardenError.storage` when the broker cannot be reached or refuses the query.
+    public func run(device: DeviceID, since: Int64, until: Int64, limit: Int, timeout: Duration) async throws -> Answer? {
+        let request = Self.newRequestID()
+        let answerTopic = "d/\(device.rawValue)/up/recorder/\(request)"
+        let client: MQTTClient
+        do {
+            client = try MQTTClient(configuration)
+            try await client.connect()
+        } catch {
+            throw WardenError.storage("cannot reach the broker as \(configuration.clientID): \(error)")
+        }
+        defer { Task { await client.disconnect() } }
+        let messages = client.messages
+        let granted = try await client.subscribe(answerTopic, qos: 1)
+        guard granted < 0x80 else {
+            throw WardenError.policy(
+                "the broker refused \(configuration.clientID) the subscription to \(answerTopic) (reason \(granted)); regenerate the broker setup with 'warden broker config'")
+        }
+        let query = #"{"request":"\#(request)","since":\#(since),"until":\#(until),"limit":\#(limit)}"#
+        let code = try await client.publish(MQTTMessage(topic: "d/\(device.rawValue)/down/recorder/query", payload: Array(query.utf8), qos: 1))
+        guard code < 0x80 else {
+            throw WardenError.policy("the broker refused the recorder query for \(device) (PUBACK \(code))")
+        }
+        let collector = Collector(request: request, topic: answerTopic, limit: limit)
+        let deadline = ContinuousClock.now + timeout
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in messages {
+                    if collector.accept(message) { break }
+                }
+            }
+            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            _ = await group.next()
+            group.cancelAll()
+        }
+        return collector.answer()
+    }
+
+    /// Gathers the parts of one answer.
+    final class Collector: @unchecked Sendable {
+        // @unchecked: only the collecting task mutates it; `answer()` runs after that task finished.
+        let request: String
+        let topic: String
+        let limit: Int
+        var parts: [Int: [Entry]] = [:]
+        var last: Int?
+        var matched = 0
+        var truncated = false
+        var error: String?
+
+        init(request: String, topic: String, limit: Int) {
+            self.request = request
+            self.topic = topic
+            self.limit = limit
+        }
+
+        struct Part: Decodable {
+            var request: String
+            var part: Int
+            var done: Bool
+            var entries: [Entry]?
+            var matched: Int?
+            var truncated: Bool?
+            var error: String?
+        }
+
+        /// Takes one message; true when the answer is complete.
+        func accept(_ message: MQTTMessage) -> Bool {
+            guard message.topic == topic, message.payload.count <= RecorderQuery.maximumPartBytes,
+                let part = try? JSONDecoder().decode(Part.self, from: Data(message.payload)),
+                part.request == request, (0..<RecorderQuery.maximumParts).contains(part.part), parts[part.part] == nil
+            else { return false }
+            let kept = parts.values.reduce(0) { $0 + $1.count }
+            parts[part.part] = Array((part.entries ?? []).prefix(max(0, limit - kept)))
+            if part.done {
+                last = part.part
+                matched = part.matched ?? 0
+                truncated = part.truncated ?? false
+                error = part.error
+            }
+            return isComplete
+        }
+
+        var isComplete: Bool {
+            guard let last else { return false }
+            return (0...last).allSatisfy { parts[$0] != nil }
+        }
+
+        func answer() -> Answer? {
+            guard !parts.isEmpty else { return nil }
+            let entries = parts.keys.sorted().flatMap { parts[$0] ?? [] }
+            return Answer(entries: entries, matched: matched, truncated: truncated, complete: isComplete, error: error)
+        }
+    }
+}
