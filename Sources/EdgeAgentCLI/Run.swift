@@ -22,7 +22,10 @@ extension WardenAgent {
                 (exit 0). Otherwise it connects to the config's broker with mTLS (DIR/device.key, DIR/device.crt.pem, \
                 the config's trust bundle), announces itself on d/<id>/up/presence (retained birth, Last Will \
                 offline), drains DIR/queue to d/<id>/up/telemetry, reconnects with full-jitter backoff, and on \
-                SIGTERM/SIGINT publishes offline, disconnects and exits 0.
+                SIGTERM/SIGINT publishes offline, disconnects and exits 0. Newer signed configs delivered on \
+                d/<id>/down/config are verified the same way, tried, and committed once the agent connected with \
+                them (or reverted); a committed one (DIR/config.current.json) wins over an older --config file \
+                (docs/AGENT.md, "Configs over MQTT").
                 """
         )
 
@@ -47,36 +50,50 @@ extension WardenAgent {
         @Option(name: .customLong("initial-spread"), help: "Upper bound of the random delay before the first connection, seconds.")
         var initialSpread: Double = 30
 
+        @Option(name: .customLong("config-trial-seconds"), help: .hidden)
+        var configTrialSeconds: Double = 60
+
         func run() async throws {
             var stderr = StandardError()
-            let accepted: AgentConfig
+            let store = ConfigStore(state: AgentState(directory: state))
+            let startup: ConfigStore.Startup
             do {
-                accepted = try await AgentState(directory: state).acceptConfig(at: config)
+                // The --config file, or the newer config committed over MQTT in the state (docs/AGENT.md).
+                startup = try await store.startup(configFile: config, resumeTrial: !check) { note in
+                    _ = FileOutput.standardOutput.write("warden-agent: config: \(note)\n")
+                }
             } catch let error as WardenError {
                 print("warden-agent: refusing config: \(error.message)", to: &stderr)
                 throw ExitCode(1)
             }
+            let accepted = startup.base.config
             // Unbuffered: a supervisor (or a test) reading the log sees each line as it happens.
             _ = FileOutput.standardOutput.write("config verified: device \(accepted.deviceID) version \(accepted.version) broker \(accepted.broker)\n")
             if check { return }
-            guard backoffBase >= 0, backoffCap >= 0, initialSpread >= 0, backoffBase.isFinite, backoffCap.isFinite, initialSpread.isFinite else {
-                print("warden-agent: --backoff-base, --backoff-cap and --initial-spread must be non-negative numbers", to: &stderr)
+            guard backoffBase >= 0, backoffCap >= 0, initialSpread >= 0, backoffBase.isFinite, backoffCap.isFinite, initialSpread.isFinite,
+                configTrialSeconds > 0, configTrialSeconds.isFinite
+            else {
+                print("warden-agent: --backoff-base, --backoff-cap and --initial-spread must be non-negative numbers (and --config-trial-seconds positive)", to: &stderr)
                 throw ExitCode(2)
             }
-            let settings: AgentSession.Settings
-            let outbox: DurableQueue
-            do {
-                let (host, port) = try AgentSession.parseBroker(accepted.broker)
-                let stateFiles = AgentState(directory: state)
+            let stateFiles = AgentState(directory: state)
+            let (base, cap, spread) = (backoffBase, backoffCap, initialSpread)
+            /// The session settings for one config: its broker and trust bundle (installed as DIR/broker-ca.pem).
+            @Sendable func settings(for config: AgentConfig, restart: Bool) throws -> AgentSession.Settings {
+                let (host, port) = try AgentSession.parseBroker(config.broker)
                 let certFile = stateFiles.certificatePath
                 guard FileManager.default.isReadableFile(atPath: certFile) else {
                     throw WardenError.badInput("'\(certFile)' (the device certificate from 'warden device enroll') is missing")
                 }
-                let caFile = try stateFiles.installBrokerTrust(accepted.trustBundle)
-                settings = AgentSession.Settings(
-                    device: accepted.deviceID, host: host, port: port, caFile: caFile, certFile: certFile,
+                let caFile = try stateFiles.installBrokerTrust(config.trustBundle)
+                return AgentSession.Settings(
+                    device: config.deviceID, host: host, port: port, caFile: caFile, certFile: certFile,
                     keyFile: stateFiles.keyPath,
-                    backoff: ReconnectBackoff(base: backoffBase, cap: backoffCap, initialSpread: initialSpread))
+                    backoff: ReconnectBackoff(base: base, cap: cap, initialSpread: restart ? 0 : spread))
+            }
+            let outbox: DurableQueue
+            do {
+                _ = try settings(for: accepted, restart: false)
                 outbox = try TelemetryOutbox.open(state: state, device: accepted.deviceID)
                 if let replay {
                     guard let pipeline = accepted.pipeline else {
@@ -89,12 +106,21 @@ extension WardenAgent {
                 print("warden-agent: \(error.message)", to: &stderr)
                 throw ExitCode(error.code == .storage ? 3 : error.code == .badInput ? 2 : 1)
             }
-            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox)]) { line in
-                _ = FileOutput.standardOutput.write("warden-agent: \(line)\n")
+            let log: @Sendable (String) -> Void = { line in _ = FileOutput.standardOutput.write("warden-agent: \(line)\n") }
+            let health = AgentHealth()
+            let control = SessionControl()
+            let telemetry = TelemetryFeature(outbox: outbox)
+            // Sessions run one after another: a config delivered over MQTT restarts the session with it, and is
+            // committed once it connected or reverted after --config-trial-seconds.
+            let updates = ConfigUpdates(store: store, startup: startup, health: health, log: log)
+            let loop = ConfigRunLoop(updates: updates, trialTimeout: configTrialSeconds) { request in
+                AgentSession(
+                    settings: try settings(for: request.config, restart: request.restart), features: [telemetry, request.feature],
+                    health: health, control: control, log: request.log)
             }
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
-            let task = Task { await session.run() }
+            let task = Task { await loop.run() }
             let sources = [SIGTERM, SIGINT].map { number in
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
                 source.setEventHandler { task.cancel() }

@@ -16,8 +16,13 @@ public enum DynamicSecurity {
     public static let tufUsername = "warden-tuf"
     /// The presence tracker's identity (`warden serve`), which reads devices' birth and Last Will messages.
     public static let presenceUsername = "warden-presence"
+    /// The config publisher's identity (`warden serve`), which keeps each device's latest signed agent config retained
+    /// on `d/<id>/down/config`.
+    public static let configUsername = "warden-config"
     /// Every control identity; reconciles never touch them.
-    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername]
+    public static let controlUsernames: Set<String> = [
+        controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername, configUsername,
+    ]
     /// Their role.
     public static let controlRole = "warden-control"
     /// Command topic.
@@ -60,9 +65,11 @@ public enum DynamicSecurity {
         var unsubscribe = true
     }
 
-    /// ACLs of the control role: the dynsec control topics, and sending to devices' down/ trees (configuration,
-    /// OTA notifications), never reading their telemetry.
+    /// ACLs of the control role: the dynsec control topics, and sending to devices' down/ trees (OTA notifications),
+    /// never reading their telemetry, and never `down/config`, which only the `warden-config` identity may send
+    /// (the deny is checked first: higher priority).
     static let controlACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/config", priority: 1, allow: false),
         DynsecACL(acltype: "publishClientSend", topic: "d/+/down/#", priority: 0, allow: true),
         DynsecACL(acltype: "publishClientSend", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
         DynsecACL(acltype: "publishClientReceive", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
@@ -96,6 +103,14 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientReceive", topic: PresenceMessage.filter, priority: 0, allow: true),
     ]
 
+    /// The config publisher's role.
+    public static let configRole = "warden-config"
+
+    /// ACLs of the config role: publish (retained) on every device's `down/config`, nothing else.
+    static let configACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/config", priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
@@ -104,10 +119,12 @@ public enum DynamicSecurity {
             Client(username: otaUsername, textname: "Warden OTA block service", roles: [RoleReference(rolename: otaRole)]),
             Client(username: tufUsername, textname: "Warden TUF metadata publisher", roles: [RoleReference(rolename: tufRole)]),
             Client(username: presenceUsername, textname: "Warden presence tracker", roles: [RoleReference(rolename: presenceRole)]),
+            Client(username: configUsername, textname: "Warden agent config publisher", roles: [RoleReference(rolename: configRole)]),
         ]
         var roles = [
             Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
             Role(rolename: tufRole, acls: tufACLs), Role(rolename: presenceRole, acls: presenceACLs),
+            Role(rolename: configRole, acls: configACLs),
         ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))
