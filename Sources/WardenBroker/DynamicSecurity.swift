@@ -65,11 +65,9 @@ public enum DynamicSecurity {
         var unsubscribe = true
     }
 
-    /// ACLs of the control role: the dynsec control topics, and sending to devices' down/ trees (OTA notifications),
-    /// never reading their telemetry, and never `down/config`, which only the `warden-config` identity may send
-    /// (the deny is checked first: higher priority).
+    /// ACLs of the control role: the dynsec control topics, and sending to devices' down/ trees (configuration,
+    /// OTA notifications), never reading their telemetry.
     static let controlACLs: [DynsecACL] = [
-        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/config", priority: 1, allow: false),
         DynsecACL(acltype: "publishClientSend", topic: "d/+/down/#", priority: 0, allow: true),
         DynsecACL(acltype: "publishClientSend", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),
         DynsecACL(acltype: "publishClientReceive", topic: "$CONTROL/dynamic-security/#", priority: 0, allow: true),

@@ -122,6 +122,15 @@ struct ConfigOverMQTTTests {
 
         func exists(_ file: String) -> Bool { FileManager.default.fileExists(atPath: state + "/" + file) }
 
+        /// `mosquitto_pub -d` of "hello" on `topic` with a certificate and key; the combined output.
+        func tryPublish(cert: String, key: String, topic: String) throws -> String {
+            let result = try WardenProcess.launch("/usr/bin/mosquitto_pub", [
+                "-h", "127.0.0.1", "-p", String(port), "-V", "mqttv5", "-q", "1", "-t", topic, "-m", "hello", "-d",
+                "--cafile", brokerDir + "/ca.pem", "--cert", cert, "--key", key,
+            ])
+            return result.stdout + result.stderr
+        }
+
         /// Publishes `payload` retained on the agent's config topic with the `warden-config` service identity (the
         /// one `serve` issued), as a compromised authority host or broker could.
         func publishAsConfigService(_ payload: [UInt8]) throws {
@@ -229,6 +238,15 @@ struct ConfigOverMQTTTests {
         #expect(AgentSessionTests.waitUntil(timeout: 10) {
             AgentSessionTests.text(healthLog).split(separator: "\n").last.map { $0.contains(#""status":"ok""#) } == true
         }, "health ok after the commit: \(AgentSessionTests.text(healthLog))")
+
+        // Least privilege: the device cannot publish its own config, the config service cannot publish elsewhere.
+        // (Last: the device's certificate takes over the agent's client id and kicks its session.)
+        let byDevice = try fleet.tryPublish(cert: fleet.state + "/device.crt.pem", key: fleet.state + "/device.key", topic: "d/gw-0701/down/config")
+        #expect(byDevice.contains("Not authorized") || byDevice.contains("135"), "\(byDevice)")
+        for topic in ["d/gw-0701/up/telemetry", "d/gw-0701/down/ota/x", "warden/tuf/timestamp.json"] {
+            let byService = try fleet.tryPublish(cert: fleet.brokerDir + "/config.crt.pem", key: fleet.brokerDir + "/config.key.pem", topic: topic)
+            #expect(byService.contains("Not authorized") || byService.contains("135"), "\(topic): \(byService)")
+        }
 
         agent.signal(SIGTERM)
         #expect(agent.wait() == 0)
