@@ -239,6 +239,13 @@ struct ConfigOverMQTTTests {
             AgentSessionTests.text(healthLog).split(separator: "\n").last.map { $0.contains(#""status":"ok""#) } == true
         }, "health ok after the commit: \(AgentSessionTests.text(healthLog))")
 
+        // A tampered stored config is never published: the publisher checks it against the registry's digest when it
+        // republishes (the connections below, with its identity, kick its session).
+        let stored = fleet.dir.file("home") + "/agent-configs/gw-0701.json"
+        let storedText = AgentSessionTests.text(stored)
+        #expect(storedText.contains(#""version": 4"#))
+        try Data(storedText.replacingOccurrences(of: #""version": 4"#, with: #""version": 5"#).utf8).write(to: URL(fileURLWithPath: stored))
+
         // Least privilege: the device cannot publish its own config, the config service cannot publish elsewhere.
         // (Last: the device's certificate takes over the agent's client id and kicks its session.)
         let byDevice = try fleet.tryPublish(cert: fleet.state + "/device.crt.pem", key: fleet.state + "/device.key", topic: "d/gw-0701/down/config")
@@ -247,6 +254,12 @@ struct ConfigOverMQTTTests {
             let byService = try fleet.tryPublish(cert: fleet.brokerDir + "/config.crt.pem", key: fleet.brokerDir + "/config.key.pem", topic: topic)
             #expect(byService.contains("Not authorized") || byService.contains("135"), "\(topic): \(byService)")
         }
+
+        #expect(AgentSessionTests.waitUntil(timeout: 10) {
+            AgentSessionTests.text(fleet.serveLog).contains("does not match the registry's digest of version 4 for gw-0701")
+        }, "tampered stored config not published: \(AgentSessionTests.text(fleet.serveLog).suffix(2000))")
+        Thread.sleep(forTimeInterval: 1)
+        #expect(!fleet.log("agent.log").contains("version 5"), "the agent never saw it")
 
         agent.signal(SIGTERM)
         #expect(agent.wait() == 0)
