@@ -22,7 +22,10 @@ extension WardenAgent {
                 (exit 0). Otherwise it connects to the config's broker with mTLS (DIR/device.key, DIR/device.crt.pem, \
                 the config's trust bundle), announces itself on d/<id>/up/presence (retained birth, Last Will \
                 offline), drains DIR/queue to d/<id>/up/telemetry, reconnects with full-jitter backoff, and on \
-                SIGTERM/SIGINT publishes offline, disconnects and exits 0.
+                SIGTERM/SIGINT publishes offline, disconnects and exits 0. Newer signed configs delivered on \
+                d/<id>/down/config are verified the same way, tried, and committed once the agent connected with \
+                them (or reverted); a committed one (DIR/config.current.json) wins over an older --config file \
+                (docs/AGENT.md, "Configs over MQTT").
                 """
         )
 
@@ -53,20 +56,30 @@ extension WardenAgent {
         @Option(name: .customLong("renewal-check"), help: "How often the certificate renewal due check runs, seconds.")
         var renewalCheck: Double = 300
 
+        @Option(name: .customLong("config-trial-seconds"), help: .hidden)
+        var configTrialSeconds: Double = 60
+
         func run() async throws {
             var stderr = StandardError()
-            let accepted: AgentConfig
+            let store = ConfigStore(state: AgentState(directory: state))
+            let startup: ConfigStore.Startup
             do {
-                accepted = try await AgentState(directory: state).acceptConfig(at: config)
+                // The --config file, or the newer config committed over MQTT in the state (docs/AGENT.md).
+                startup = try await store.startup(configFile: config, resumeTrial: !check) { note in
+                    _ = FileOutput.standardOutput.write("warden-agent: config: \(note)\n")
+                }
             } catch let error as WardenError {
                 print("warden-agent: refusing config: \(error.message)", to: &stderr)
                 throw ExitCode(1)
             }
+            let accepted = startup.base.config
             // Unbuffered: a supervisor (or a test) reading the log sees each line as it happens.
             _ = FileOutput.standardOutput.write("config verified: device \(accepted.deviceID) version \(accepted.version) broker \(accepted.broker)\n")
             if check { return }
-            guard backoffBase >= 0, backoffCap >= 0, initialSpread >= 0, backoffBase.isFinite, backoffCap.isFinite, initialSpread.isFinite else {
-                print("warden-agent: --backoff-base, --backoff-cap and --initial-spread must be non-negative numbers", to: &stderr)
+            guard backoffBase >= 0, backoffCap >= 0, initialSpread >= 0, backoffBase.isFinite, backoffCap.isFinite, initialSpread.isFinite,
+                configTrialSeconds > 0, configTrialSeconds.isFinite
+            else {
+                print("warden-agent: --backoff-base, --backoff-cap and --initial-spread must be non-negative numbers (and --config-trial-seconds positive)", to: &stderr)
                 throw ExitCode(2)
             }
             guard renewalCheck >= 1, renewalCheck.isFinite else {
@@ -77,28 +90,33 @@ extension WardenAgent {
             // fails the agent: a disk problem only degrades its health entry.
             let health = AgentHealth()
             let recorder = FlightRecorder(directory: FlightRecorder.directory(state: state), health: health)
+            defer { recorder.close() }
             recorder.watch(health)
             recorder.record(.decision, subsystem: "config", "accepted config version \(accepted.version) for \(accepted.deviceID)")
             let log: @Sendable (String) -> Void = { line in
                 _ = FileOutput.standardOutput.write("warden-agent: \(line)\n")
                 recorder.recordSessionLine(line)
             }
-            let settings: AgentSession.Settings
-            let outbox: DurableQueue
-            let ota: OTAFeature
-            var renewal: IdentityRenewal?
-            do {
-                let (host, port) = try AgentSession.parseBroker(accepted.broker)
-                let stateFiles = AgentState(directory: state)
+            let stateFiles = AgentState(directory: state)
+            let (base, cap, spread) = (backoffBase, backoffCap, initialSpread)
+            /// The session settings for one config: its broker and trust bundle (installed as DIR/broker-ca.pem).
+            @Sendable func settings(for config: AgentConfig, restart: Bool) throws -> AgentSession.Settings {
+                let (host, port) = try AgentSession.parseBroker(config.broker)
                 let certFile = stateFiles.certificatePath
                 guard FileManager.default.isReadableFile(atPath: certFile) else {
                     throw WardenError.badInput("'\(certFile)' (the device certificate from 'warden device enroll') is missing")
                 }
-                let caFile = try stateFiles.installBrokerTrust(accepted.trustBundle)
-                settings = AgentSession.Settings(
-                    device: accepted.deviceID, host: host, port: port, caFile: caFile, certFile: certFile,
+                let caFile = try stateFiles.installBrokerTrust(config.trustBundle)
+                return AgentSession.Settings(
+                    device: config.deviceID, host: host, port: port, caFile: caFile, certFile: certFile,
                     keyFile: stateFiles.keyPath,
-                    backoff: ReconnectBackoff(base: backoffBase, cap: backoffCap, initialSpread: initialSpread))
+                    backoff: ReconnectBackoff(base: base, cap: cap, initialSpread: restart ? 0 : spread))
+            }
+            let outbox: DurableQueue
+            let ota: OTAFeature
+            var renewal: IdentityRenewal?
+            do {
+                let caFile = try settings(for: accepted, restart: false).caFile
                 outbox = try TelemetryOutbox.open(state: state, device: accepted.deviceID)
                 ota = try OTAFeature(
                     settings: OTAFeature.Settings(config: accepted, stateDirectory: state, keyPath: stateFiles.keyPath),
@@ -128,19 +146,26 @@ extension WardenAgent {
             if renewal?.completeInterruptedPromotion() == true {
                 log("finished an interrupted certificate promotion")
             }
-            let features: [any AgentFeature] = [TelemetryFeature(outbox: outbox), ota, RecorderFeature(recorder: recorder)]
-            let session = AgentSession(settings: settings, features: features, health: health, log: log)
-            defer { recorder.close() }
+            let control = SessionControl()
+            let resident: [any AgentFeature] = [TelemetryFeature(outbox: outbox), ota, RecorderFeature(recorder: recorder)]
+            // Sessions run one after another: a config delivered over MQTT restarts the session with it, and is
+            // committed once it connected or reverted after --config-trial-seconds.
+            let updates = ConfigUpdates(store: store, startup: startup, health: health, log: log)
+            let loop = ConfigRunLoop(updates: updates, trialTimeout: configTrialSeconds) { request in
+                AgentSession(
+                    settings: try settings(for: request.config, restart: request.restart), features: resident + [request.feature],
+                    health: health, control: control, log: request.log)
+            }
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
-            var scheduler = renewal.map { RenewalScheduler(renewal: $0, control: session.control, log: log) }
+            var scheduler = renewal.map { RenewalScheduler(renewal: $0, control: control, log: log) }
             scheduler?.checkInterval = .milliseconds(Int64(renewalCheck * 1000))
             let renewer = scheduler
             let task = Task {
                 await withTaskGroup(of: Void.self) { group in
                     if let renewer { group.addTask { await renewer.run() } }
-                    await session.run()
-                    // The session ended (cancelled): stop the renewal loop with it.
+                    await loop.run()
+                    // The agent is stopping: stop the renewal loop with it.
                     group.cancelAll()
                 }
             }

@@ -59,12 +59,21 @@ public struct AgentConfigRequest: Sendable {
     }
 }
 
+extension WardenHome {
+    /// `HOME/agent-configs`: the latest signed agent config of each device, exactly as `warden device config` wrote it.
+    public var agentConfigDirectory: String { path + "/agent-configs" }
+
+    /// `HOME/agent-configs/<id>.json`: the latest signed agent config of `device`.
+    public func agentConfigPath(_ device: DeviceID) -> String { agentConfigDirectory + "/\(device.rawValue).json" }
+}
+
 extension Authority {
     /// Builds and signs an agent config for an active device (the format is documented on EdgeAgent's `AgentConfig`):
     /// the broker and HTTPS URLs, the trust bundle (issuing + root), the TUF root if the firmware repository exists,
     /// the pipeline, and the next config version of the device. It is signed with the issuing CA key (ECDSA P-256 over
     /// the canonical JSON of `signed`), the signature carrying the issuing and root certificates. The version and the
-    /// audit event are recorded in one transaction.
+    /// audit event are recorded in one transaction; the
+    /// signed bytes are then stored as ``WardenHome/agentConfigPath(_:)`` (what `serve` publishes over MQTT).
     /// - Returns: the config file bytes and its version.
     public func issueAgentConfig(_ request: AgentConfigRequest, passphrase: [UInt8], now: Date) throws -> (bytes: [UInt8], version: Int64) {
         try Self.checkURL(request.broker, scheme: "mqtts", what: "--broker", needsPort: true)
@@ -113,6 +122,11 @@ extension Authority {
             ]).prettyBytes
             return Digest.hex(Digest.sha256(document))
         }
+        // The latest signed bytes, for `serve`'s config publisher (retained on d/<id>/down/config). Written after the
+        // registry commit; if this fails, the registry's digest no longer matches the stored file and the publisher
+        // keeps the previous retained config (versions only need to go up).
+        try SecureFile.ensureDirectory(home.agentConfigDirectory, mode: 0o700)
+        try SecureFile.writeAtomically(document, to: home.agentConfigPath(request.deviceID), mode: 0o644)
         return (document, version)
     }
 

@@ -20,9 +20,13 @@ public enum DynamicSecurity {
     public static let assignmentUsername = "warden-assign"
     /// The flight-recorder query identity (`warden device timeline`), which asks devices for their recorder entries.
     public static let recorderUsername = "warden-recorder"
+    /// The config publisher's identity (`warden serve`), which keeps each device's latest signed agent config retained
+    /// on `d/<id>/down/config`.
+    public static let configUsername = "warden-config"
     /// Every control identity; reconciles never touch them.
     public static let controlUsernames: Set<String> = [
         controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername, assignmentUsername, recorderUsername,
+        configUsername,
     ]
     /// Their role.
     public static let controlRole = "warden-control"
@@ -120,6 +124,14 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientReceive", topic: "d/+/up/recorder/#", priority: 0, allow: true),
     ]
 
+    /// The config publisher's role.
+    public static let configRole = "warden-config"
+
+    /// ACLs of the config role: publish (retained) on every device's `down/config`, nothing else.
+    static let configACLs: [DynsecACL] = [
+        DynsecACL(acltype: "publishClientSend", topic: "d/+/down/config", priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
@@ -130,12 +142,14 @@ public enum DynamicSecurity {
             Client(username: presenceUsername, textname: "Warden presence tracker", roles: [RoleReference(rolename: presenceRole)]),
             Client(username: assignmentUsername, textname: "Warden OTA assignment publisher", roles: [RoleReference(rolename: assignmentRole)]),
             Client(username: recorderUsername, textname: "Warden flight-recorder queries", roles: [RoleReference(rolename: recorderRole)]),
+            Client(username: configUsername, textname: "Warden agent config publisher", roles: [RoleReference(rolename: configRole)]),
         ]
         var roles = [
             Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
             Role(rolename: tufRole, acls: tufACLs), Role(rolename: presenceRole, acls: presenceACLs),
             Role(rolename: assignmentRole, acls: assignmentACLs),
             Role(rolename: recorderRole, acls: recorderACLs),
+            Role(rolename: configRole, acls: configACLs),
         ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))

@@ -34,4 +34,25 @@ extension Registry {
             return version
         }
     }
+
+    /// The latest issued agent config of one device (``latestAgentConfigs()``).
+    public struct LatestAgentConfig: Sendable, Equatable {
+        /// The device.
+        public var deviceID: String
+        /// Its latest config version.
+        public var version: Int64
+        /// SHA-256 (hex) of the signed document.
+        public var sha256: String
+    }
+
+    /// The latest issued agent config of every active device, by device id: one small indexed read, cheap enough to
+    /// poll (`serve`'s config publisher).
+    public func latestAgentConfigs() throws -> [LatestAgentConfig] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT c.device_id, c.version, c.sha256 FROM agent_configs c JOIN devices d ON d.id = c.device_id
+                WHERE d.status = 'active' ORDER BY c.device_id
+                """).map { LatestAgentConfig(deviceID: $0[0], version: $0[1], sha256: $0[2]) }
+        }
+    }
 }

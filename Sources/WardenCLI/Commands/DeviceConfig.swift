@@ -14,7 +14,10 @@ extension WardenRoot.Device {
                 The config holds the broker URL, the HTTPS URL, the trust bundle, the TUF root (when the firmware \
                 repository exists), the pipeline and a config version that goes up by one per device and per call. \
                 It is signed with the issuing CA key; the agent checks it against the trust anchor it was provisioned \
-                with (warden-agent init --trust FILE) and refuses an unsigned, tampered or older config.
+                with (warden-agent init --trust FILE) and refuses an unsigned, tampered or older config. The signed \
+                bytes are also stored as HOME/agent-configs/ID.json: a running 'warden serve --broker' publishes every \
+                device's latest config, retained, on d/ID/down/config within a second, and running agents apply it \
+                (tried, then committed or reverted; docs/AGENT.md, "Configs over MQTT").
                 """)
 
         @OptionGroup var global: GlobalOptions

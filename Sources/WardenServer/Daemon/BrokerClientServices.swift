@@ -9,10 +9,11 @@ import WardenStore
 
 /// `serve`'s own MQTT clients next to the broker, each with its own identity and least-privilege role: the OTA
 /// block service (`firmware/OTA-PROTOCOL.md`, `warden-ota`), the retained TUF metadata on `warden/tuf/#`
-/// (`warden-tuf`), device presence from `d/+/up/presence` (`warden-presence`) and the retained per-device rollout
-/// assignments on `d/<id>/down/ota/assignment` (`warden-assign`).
+/// (`warden-tuf`), device presence from `d/+/up/presence` (`warden-presence`), the retained per-device rollout
+/// assignments on `d/<id>/down/ota/assignment` (`warden-assign`) and each device's latest signed agent config,
+/// retained on `d/<id>/down/config` (`warden-config`).
 enum BrokerClientServices {
-    /// The services to run next to a supervised broker. Issues fresh client certificates for the three identities;
+    /// The services to run next to a supervised broker. Issues fresh client certificates for its identities;
     /// each service connects (and reconnects) once the broker listens.
     static func make(authority: Authority, layout: BrokerLayout, logger: Logger) throws -> [any Service] {
         let configuration = try OTAIdentity.issue(authority: authority, layout: layout, now: Date())
@@ -61,11 +62,15 @@ enum BrokerClientServices {
         let assignments = AssignmentPublisher(
             configuration: try AssignmentIdentity.issue(authority: authority, layout: layout, now: Date()),
             registry: registry, onEvent: { log.notice("\($0)") })
+        let configs = ConfigPublisher(
+            configuration: try ConfigPublisher.issueIdentity(authority: authority, layout: layout, now: Date()),
+            registry: registry, home: authority.home, onEvent: { log.notice("\($0)") })
         return [
             ClosureService(name: "ota-blocks") { try await blocks.run() },
             ClosureService(name: "ota-assignments") { try await assignments.run() },
             ClosureService(name: "tuf-metadata") { try await metadata.run() },
             ClosureService(name: "presence") { try await presence.run() },
+            ClosureService(name: "agent-configs") { try await configs.run() },
         ]
     }
 }
