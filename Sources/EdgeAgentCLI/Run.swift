@@ -38,6 +38,9 @@ extension WardenAgent {
         @Option(name: .long, help: "Run this recorded CSV through the config's pipeline into the outbox before connecting.")
         var replay: String?
 
+        @Option(name: .long, help: ArgumentHelp("Feed a synthetic sensor (noisy sine with spikes) through the config's pipeline into the outbox at this many samples per second, continuously.", valueName: "HZ"))
+        var simulate: Double?
+
         @Option(name: .customLong("backoff-base"), help: "Reconnect delay scale, seconds.")
         var backoffBase: Double = 1
 
@@ -65,6 +68,7 @@ extension WardenAgent {
             }
             let settings: AgentSession.Settings
             let outbox: DurableQueue
+            var simulator: TelemetrySimulator?
             do {
                 let (host, port) = try AgentSession.parseBroker(accepted.broker)
                 let stateFiles = AgentState(directory: state)
@@ -85,23 +89,38 @@ extension WardenAgent {
                     let count = try TelemetryOutbox.enqueueReplay(pipelineJSON: pipeline, csv: replay, into: outbox)
                     _ = FileOutput.standardOutput.write("replay: queued \(count) record(s) from \(replay)\n")
                 }
+                if let simulate {
+                    guard let pipeline = accepted.pipeline else {
+                        throw WardenError.badInput("--simulate needs a pipeline, and the config has none")
+                    }
+                    simulator = try TelemetrySimulator(pipelineJSON: pipeline, hz: simulate)
+                }
             } catch let error as WardenError {
                 print("warden-agent: \(error.message)", to: &stderr)
                 throw ExitCode(error.code == .storage ? 3 : error.code == .badInput ? 2 : 1)
             }
-            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: outbox)]) { line in
-                _ = FileOutput.standardOutput.write("warden-agent: \(line)\n")
-            }
+            let shared = TelemetryOutbox.Shared(outbox)
+            let log: @Sendable (String) -> Void = { line in _ = FileOutput.standardOutput.write("warden-agent: \(line)\n") }
+            let session = AgentSession(settings: settings, features: [TelemetryFeature(outbox: shared)], log: log)
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
             let task = Task { await session.run() }
+            let feeder = simulator.map { simulator in
+                Task {
+                    do { try await simulator.run(into: shared, report: log) } catch { log("simulate: stopped: \(error)") }
+                }
+            }
             let sources = [SIGTERM, SIGINT].map { number in
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { task.cancel() }
+                source.setEventHandler {
+                    feeder?.cancel()
+                    task.cancel()
+                }
                 source.resume()
                 return source
             }
             await task.value
+            await feeder?.value
             sources.forEach { $0.cancel() }
         }
     }

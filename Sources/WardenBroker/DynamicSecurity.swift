@@ -16,8 +16,12 @@ public enum DynamicSecurity {
     public static let tufUsername = "warden-tuf"
     /// The presence tracker's identity (`warden serve`), which reads devices' birth and Last Will messages.
     public static let presenceUsername = "warden-presence"
+    /// The telemetry ingest's identity (`warden serve`), which reads devices' telemetry batches.
+    public static let telemetryUsername = "warden-telemetry"
     /// Every control identity; reconciles never touch them.
-    public static let controlUsernames: Set<String> = [controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername]
+    public static let controlUsernames: Set<String> = [
+        controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername, telemetryUsername,
+    ]
     /// Their role.
     public static let controlRole = "warden-control"
     /// Command topic.
@@ -96,6 +100,15 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientReceive", topic: PresenceMessage.filter, priority: 0, allow: true),
     ]
 
+    /// The telemetry ingest's role.
+    public static let telemetryRole = "warden-telemetry"
+
+    /// ACLs of the telemetry role: read `d/+/up/telemetry`, nothing else.
+    static let telemetryACLs: [DynsecACL] = [
+        DynsecACL(acltype: "subscribePattern", topic: "d/+/up/telemetry", priority: 0, allow: true),
+        DynsecACL(acltype: "publishClientReceive", topic: "d/+/up/telemetry", priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
@@ -104,10 +117,12 @@ public enum DynamicSecurity {
             Client(username: otaUsername, textname: "Warden OTA block service", roles: [RoleReference(rolename: otaRole)]),
             Client(username: tufUsername, textname: "Warden TUF metadata publisher", roles: [RoleReference(rolename: tufRole)]),
             Client(username: presenceUsername, textname: "Warden presence tracker", roles: [RoleReference(rolename: presenceRole)]),
+            Client(username: telemetryUsername, textname: "Warden telemetry ingest", roles: [RoleReference(rolename: telemetryRole)]),
         ]
         var roles = [
             Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
             Role(rolename: tufRole, acls: tufACLs), Role(rolename: presenceRole, acls: presenceACLs),
+            Role(rolename: telemetryRole, acls: telemetryACLs),
         ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))

@@ -9,9 +9,10 @@ import WardenStore
 
 /// `serve`'s own MQTT clients next to the broker, each with its own identity and least-privilege role: the OTA
 /// block service (`firmware/OTA-PROTOCOL.md`, `warden-ota`), the retained TUF metadata on `warden/tuf/#`
-/// (`warden-tuf`) and device presence from `d/+/up/presence` (`warden-presence`).
+/// (`warden-tuf`), device presence from `d/+/up/presence` (`warden-presence`) and device telemetry batches from
+/// `d/+/up/telemetry` into the registry (`warden-telemetry`).
 enum BrokerClientServices {
-    /// The services to run next to a supervised broker. Issues fresh client certificates for the three identities;
+    /// The services to run next to a supervised broker. Issues fresh client certificates for the four identities;
     /// each service connects (and reconnects) once the broker listens.
     static func make(authority: Authority, layout: BrokerLayout, logger: Logger) throws -> [any Service] {
         let configuration = try OTAIdentity.issue(authority: authority, layout: layout, now: Date())
@@ -57,10 +58,14 @@ enum BrokerClientServices {
         let presence = PresenceTracker(
             configuration: try PresenceTracker.issueIdentity(authority: authority, layout: layout, now: Date()),
             registry: registry, onEvent: { log.notice("\($0)") })
+        let telemetry = TelemetryIngest(
+            configuration: try TelemetryIngest.issueIdentity(authority: authority, layout: layout, now: Date()),
+            registry: registry, onEvent: { log.notice("\($0)") })
         return [
             ClosureService(name: "ota-blocks") { try await blocks.run() },
             ClosureService(name: "tuf-metadata") { try await metadata.run() },
             ClosureService(name: "presence") { try await presence.run() },
+            ClosureService(name: "telemetry-ingest") { try await telemetry.run() },
         ]
     }
 }
