@@ -193,6 +193,13 @@ struct TelemetryOutageTests {
         #expect(after.stored == produced && after.kept == produced, "nothing more stored")
         #expect(after.duplicates == final.duplicates + 100)
         #expect(Self.text(serveLog).contains("names another device"))
+        // The ingest's identity is least-privilege: it may not read presence, nor publish anywhere (the broker refuses).
+        let tls = ["-h", "127.0.0.1", "-p", String(port), "-V", "mqttv5", "-q", "1", "--cafile", brokerDir + "/ca.pem",
+                   "--cert", brokerDir + "/telemetry.crt.pem", "--key", brokerDir + "/telemetry.key.pem"]
+        let peek = try WardenProcess.launch("/usr/bin/mosquitto_sub", tls + ["-t", "d/+/up/presence", "-E", "-W", "5"])
+        #expect(peek.stdout.contains("denied") || peek.stderr.contains("denied"), "presence subscription refused: \(peek.stdout) \(peek.stderr)")
+        let push = try WardenProcess.launch("/usr/bin/mosquitto_pub", tls + ["-t", "d/\(Self.id)/down/config", "-m", "x", "-d"])
+        #expect(push.stdout.contains("RC:135") || push.stderr.contains("RC:135"), "publish refused: \(push.stdout) \(push.stderr)")
         let shown = try warden.run(["device", "show", Self.id, "--json"])
         #expect(shown.stdout.contains(#""telemetry_records" : \#(produced)"#) && shown.stdout.contains("last_telemetry"), "\(shown.stdout)")
     }
