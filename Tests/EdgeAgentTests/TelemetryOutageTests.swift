@@ -200,6 +200,14 @@ struct TelemetryOutageTests {
         #expect(peek.stdout.contains("denied") || peek.stderr.contains("denied"), "presence subscription refused: \(peek.stdout) \(peek.stderr)")
         let push = try WardenProcess.launch("/usr/bin/mosquitto_pub", tls + ["-t", "d/\(Self.id)/down/config", "-m", "x", "-d"])
         #expect(push.stdout.contains("RC:135") || push.stderr.contains("RC:135"), "publish refused: \(push.stdout) \(push.stderr)")
+        // The CLI: text output, --limit and --since, and bad input (one line, exit 2) or an unknown device (exit 1).
+        let text = try warden.run(["device", "telemetry", Self.id, "--limit", "3", "--since", "1h"])
+        #expect(text.status == 0 && text.stdout.split(separator: "\n").count == 4 && text.stdout.contains("\(produced) stored, \(after.duplicates) duplicate(s) dropped, 3 malformed"), "\(text.stdout)")
+        for bad in [["--since", "3x"], ["--limit", "0"], ["--limit", "100001"]] {
+            let r = try warden.run(["device", "telemetry", Self.id] + bad)
+            #expect(r.status == 2 && r.oneLineError, "\(bad): \(r.status) \(r.stderr)")
+        }
+        #expect(try warden.run(["device", "telemetry", "gw-4040"]).status != 0)
         let shown = try warden.run(["device", "show", Self.id, "--json"])
         #expect(shown.stdout.contains(#""telemetry_records" : \#(produced)"#) && shown.stdout.contains("last_telemetry"), "\(shown.stdout)")
     }
