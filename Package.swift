@@ -86,7 +86,8 @@ let package = Package(
         // Mosquitto integration: config generation, process supervision, dynsec control, CRL push.
         .target(
             name: "WardenBroker",
-            dependencies: ["WardenCore", "WardenPKI", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenUpdate"],
+            // EdgeCore (dependency-free) for the telemetry batch wire format shared with the agent.
+            dependencies: ["WardenCore", "WardenPKI", "WardenPolicy", "WardenMQTT", "WardenAuthority", "WardenUpdate", "EdgeCore"],
             swiftSettings: strict
         ),
         // The long-running authority: HTTPS (EST, OCSP, CRL, metrics) and the service group that also runs the broker
@@ -136,7 +137,7 @@ let package = Package(
         ),
         .executableTarget(name: "warden-agent", dependencies: ["EdgeAgentCLI"], swiftSettings: strict),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "WardenHTTPClient", "WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),
+        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "EdgeCore", "WardenHTTPClient", "WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),
         // Shared test helpers: run the built executables, openssl and pkilint as oracles.
         .target(name: "WardenTestSupport", dependencies: ["WardenCore"], path: "Tests/WardenTestSupport"),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),

@@ -88,3 +88,18 @@ package.targets += [
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     )
 ]
+
+// Telemetry: the batch wire format (encode+LZ, decode) and the authority's ingest into SQLite with dedup
+// (same-run raw SQLite reference: scripts/bench-telemetry-sqlite.py).
+package.targets += [
+    .executableTarget(
+        name: "TelemetryBenchmarks",
+        dependencies: [
+            .product(name: "Benchmark", package: "benchmark"),
+            .product(name: "EdgeCore", package: "warden"),
+            .product(name: "WardenStore", package: "warden"),
+        ],
+        path: "Benchmarks/TelemetryBenchmarks",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+]

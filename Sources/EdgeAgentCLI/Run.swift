@@ -41,6 +41,9 @@ extension WardenAgent {
         @Option(name: .long, help: "Run this recorded CSV through the config's pipeline into the outbox before connecting.")
         var replay: String?
 
+        @Option(name: .long, help: ArgumentHelp("Feed a synthetic sensor (noisy sine with spikes) through the config's pipeline into the outbox at this many samples per second, continuously.", valueName: "HZ"))
+        var simulate: Double?
+
         @Option(name: .customLong("backoff-base"), help: "Reconnect delay scale, seconds.")
         var backoffBase: Double = 1
 
@@ -115,6 +118,7 @@ extension WardenAgent {
             let outbox: DurableQueue
             let ota: OTAFeature
             var renewal: IdentityRenewal?
+            var simulator: TelemetrySimulator?
             do {
                 let caFile = try settings(for: accepted, restart: false).caFile
                 outbox = try TelemetryOutbox.open(state: state, device: accepted.deviceID)
@@ -136,6 +140,12 @@ extension WardenAgent {
                     let count = try TelemetryOutbox.enqueueReplay(pipelineJSON: pipeline, csv: replay, into: outbox)
                     _ = FileOutput.standardOutput.write("replay: queued \(count) record(s) from \(replay)\n")
                 }
+                if let simulate {
+                    guard let pipeline = accepted.pipeline else {
+                        throw WardenError.badInput("--simulate needs a pipeline, and the config has none")
+                    }
+                    simulator = try TelemetrySimulator(pipelineJSON: pipeline, hz: simulate)
+                }
             } catch let error as WardenError {
                 print("warden-agent: \(error.message)", to: &stderr)
                 throw ExitCode(error.code == .storage ? 3 : error.code == .badInput ? 2 : 1)
@@ -147,7 +157,8 @@ extension WardenAgent {
                 log("finished an interrupted certificate promotion")
             }
             let control = SessionControl()
-            let resident: [any AgentFeature] = [TelemetryFeature(outbox: outbox), ota, RecorderFeature(recorder: recorder)]
+            let shared = TelemetryOutbox.Shared(outbox)
+            let resident: [any AgentFeature] = [TelemetryFeature(outbox: shared), ota, RecorderFeature(recorder: recorder)]
             // Sessions run one after another: a config delivered over MQTT restarts the session with it, and is
             // committed once it connected or reverted after --config-trial-seconds.
             let updates = ConfigUpdates(store: store, startup: startup, health: health, log: log)
@@ -169,13 +180,22 @@ extension WardenAgent {
                     group.cancelAll()
                 }
             }
+            let feeder = simulator.map { simulator in
+                Task {
+                    do { try await simulator.run(into: shared, report: log) } catch { log("simulate: stopped: \(error)") }
+                }
+            }
             let sources = [SIGTERM, SIGINT].map { number in
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { task.cancel() }
+                source.setEventHandler {
+                    feeder?.cancel()
+                    task.cancel()
+                }
                 source.resume()
                 return source
             }
             await task.value
+            await feeder?.value
             sources.forEach { $0.cancel() }
         }
     }

@@ -23,10 +23,12 @@ public enum DynamicSecurity {
     /// The config publisher's identity (`warden serve`), which keeps each device's latest signed agent config retained
     /// on `d/<id>/down/config`.
     public static let configUsername = "warden-config"
+    /// The telemetry ingest's identity (`warden serve`), which reads devices' telemetry batches.
+    public static let telemetryUsername = "warden-telemetry"
     /// Every control identity; reconciles never touch them.
     public static let controlUsernames: Set<String> = [
         controlUsername, cliControlUsername, otaUsername, tufUsername, presenceUsername, assignmentUsername, recorderUsername,
-        configUsername,
+        configUsername, telemetryUsername,
     ]
     /// Their role.
     public static let controlRole = "warden-control"
@@ -132,6 +134,15 @@ public enum DynamicSecurity {
         DynsecACL(acltype: "publishClientSend", topic: "d/+/down/config", priority: 0, allow: true),
     ]
 
+    /// The telemetry ingest's role.
+    public static let telemetryRole = "warden-telemetry"
+
+    /// ACLs of the telemetry role: read `d/+/up/telemetry`, nothing else.
+    static let telemetryACLs: [DynsecACL] = [
+        DynsecACL(acltype: "subscribePattern", topic: "d/+/up/telemetry", priority: 0, allow: true),
+        DynsecACL(acltype: "publishClientReceive", topic: "d/+/up/telemetry", priority: 0, allow: true),
+    ]
+
     /// The initial config file: the control clients and one client + role per active device.
     static func initialConfig(devices: [(id: String, role: DynsecRole)]) throws -> [UInt8] {
         var clients = [
@@ -143,6 +154,7 @@ public enum DynamicSecurity {
             Client(username: assignmentUsername, textname: "Warden OTA assignment publisher", roles: [RoleReference(rolename: assignmentRole)]),
             Client(username: recorderUsername, textname: "Warden flight-recorder queries", roles: [RoleReference(rolename: recorderRole)]),
             Client(username: configUsername, textname: "Warden agent config publisher", roles: [RoleReference(rolename: configRole)]),
+            Client(username: telemetryUsername, textname: "Warden telemetry ingest", roles: [RoleReference(rolename: telemetryRole)]),
         ]
         var roles = [
             Role(rolename: controlRole, acls: controlACLs), Role(rolename: otaRole, acls: otaACLs),
@@ -150,6 +162,9 @@ public enum DynamicSecurity {
             Role(rolename: assignmentRole, acls: assignmentACLs),
             Role(rolename: recorderRole, acls: recorderACLs),
             Role(rolename: configRole, acls: configACLs),
+    ]
+
+            Role(rolename: telemetryRole, acls: telemetryACLs),
         ]
         for device in devices {
             clients.append(Client(username: device.id, textname: "device", roles: [RoleReference(rolename: device.role.rolename)]))

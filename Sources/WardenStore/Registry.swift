@@ -193,6 +193,30 @@ public final class Registry: Sendable {
                 ) STRICT;
                 """)
         }
+        migrator.registerMigration("v6-telemetry") { db in
+            // Device telemetry from `d/<id>/up/telemetry` batches, kept by `warden serve`'s telemetry ingest. The key is
+            // the agent queue's idempotent id, so a redelivered record is dropped (INSERT OR IGNORE). Bounded: 7 days and
+            // 100,000 rows per device (Registry.telemetryRetention, .telemetryRowsPerDevice). Counters per device.
+            try db.execute(sql: """
+                CREATE TABLE device_telemetry (
+                    device_id TEXT NOT NULL REFERENCES devices(id),
+                    boot INTEGER NOT NULL CHECK (boot BETWEEN 0 AND 4294967295),
+                    seq INTEGER NOT NULL CHECK (seq >= 0),
+                    received_at REAL NOT NULL,
+                    payload BLOB NOT NULL,
+                    PRIMARY KEY (device_id, boot, seq)
+                ) STRICT, WITHOUT ROWID;
+                CREATE INDEX device_telemetry_by_time ON device_telemetry(device_id, received_at);
+                CREATE TABLE device_telemetry_stats (
+                    device_id TEXT PRIMARY KEY NOT NULL REFERENCES devices(id),
+                    stored INTEGER NOT NULL,
+                    duplicates INTEGER NOT NULL,
+                    malformed_batches INTEGER NOT NULL,
+                    kept INTEGER NOT NULL,
+                    last_received REAL
+                ) STRICT;
+                """)
+        }
         return migrator
     }
 

@@ -87,7 +87,9 @@ struct AgentSessionTests {
         let serveLog = dir.file("serve.log")
         let serve = try warden.start(["serve", "--broker", brokerDir], output: serveLog)
         defer { serve.stop() }
-        #expect(Self.waitUntil(timeout: 30) { MosquittoProcess.canConnect(port: port) && Self.text(serveLog).contains("resync") }, "serve ready")
+        #expect(Self.waitUntil(timeout: 30) {
+            MosquittoProcess.canConnect(port: port) && Self.text(serveLog).contains("resync") && Self.text(serveLog).contains("telemetry ingest subscribed")
+        }, "serve ready")
         func show() -> Shown? {
             guard let r = try? warden.run(["device", "show", Self.id, "--json"]), r.status == 0 else { return nil }
             return try? JSONDecoder().decode(Shown.self, from: Data(r.stdout.utf8))
@@ -112,17 +114,30 @@ struct AgentSessionTests {
         let queuedLine = Self.text(agentLog).split(separator: "\n").first { $0.hasPrefix("replay: queued ") }
         let queued = queuedLine.flatMap { Int($0.split(separator: " ")[2]) } ?? -1
         #expect(queued > 0, "\(Self.text(agentLog))")
-        func received() -> [String] {
-            Self.text(subLog).split(separator: "\n").filter { $0.hasPrefix(#"{"id":"\#(Self.id)/"#) }.map(String.init)
+        // Telemetry travels as batches (TelemetryBatch); the authority's ingest stores each record once.
+        struct Stored: Decodable {
+            let stored: Int
+            let duplicates: Int
+            let records: [Record]
+            struct Record: Decodable {
+                let boot: Int
+                let seq: Int
+                let record: String?
+            }
         }
-        #expect(Self.waitUntil(timeout: 15) { received().count >= queued }, "received \(received().count) of \(queued)")
-        let ids = received().compactMap { line -> String? in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                object["record"] is [String: Any] else { return nil }
-            return object["id"] as? String
+        func stored() -> Stored? {
+            guard let r = try? warden.run(["device", "telemetry", Self.id, "--json", "--limit", "1000"]), r.status == 0 else { return nil }
+            return try? JSONDecoder().decode(Stored.self, from: Data(r.stdout.utf8))
         }
-        #expect(ids.count == queued && Set(ids).count == queued, "every queued record once, with a distinct id: \(ids.count)")
-        #expect(received().contains { $0.contains(#""kind":"alert""#) }, "the low-fuel alert was delivered")
+        func received() -> Int { stored()?.stored ?? 0 }
+        #expect(Self.waitUntil(timeout: 15) { received() >= queued }, "received \(received()) of \(queued)")
+        let records = stored()?.records ?? []
+        #expect(records.count == queued && Set(records.map { "\($0.boot)/\($0.seq)" }).count == queued, "every queued record once, with a distinct id: \(records.count)")
+        #expect(records.allSatisfy { ($0.record.map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } ?? nil) is [String: Any] })
+        #expect(records.contains { $0.record?.contains(#""kind":"alert""#) == true }, "the low-fuel alert was delivered")
+        // (The batches are binary: read the observer's log without requiring UTF-8.)
+        func subscriberLog() -> String { String(decoding: FileManager.default.contents(atPath: subLog) ?? Data(), as: UTF8.self) }
+        #expect(Self.waitUntil(timeout: 5) { subscriberLog().contains("'d/\(Self.id)/up/telemetry'") }, "an observer with the right policy still sees the batches")
 
         // SIGTERM: offline announced, orderly exit.
         agent.signal(SIGTERM)
@@ -131,7 +146,7 @@ struct AgentSessionTests {
         #expect(Self.waitUntil(timeout: 10) { show()?.connected == false }, "SIGTERM → not connected")
 
         // Again, without a replay: nothing is re-sent (the outbox was acknowledged), then revoke cuts it off.
-        let before = received().count
+        let before = received()
         let againLog = dir.file("agent2.log")
         let again = try SpawnedProcess(Agent.executable, runArguments, output: againLog)
         defer { again.stop(SIGKILL, grace: 0) }
@@ -154,7 +169,7 @@ struct AgentSessionTests {
             "keeps retrying: \(Self.text(againLog))")
         #expect(again.isRunning, "the agent survived the revocation")
         #expect(show()?.connected == false)
-        #expect(received().count == before, "no redelivery after acknowledgement")
+        #expect(received() == before && stored()?.duplicates == 0, "no redelivery after acknowledgement")
         again.signal(SIGTERM)
         #expect(again.wait() == 0, "a cut-off agent still stops cleanly")
     }

@@ -55,9 +55,37 @@ public enum TelemetryOutbox {
         return count
     }
 
-    /// The telemetry payload of one queued record: `{"id":"<device>/<boot epoch>/<sequence>","record":<record>}`.
-    /// The id is the queue's idempotent message id, so a receiver can drop redeliveries.
-    public static func payload(_ record: StoredRecord) -> [UInt8] {
-        Array(#"{"id":"\#(record.id)","record":"#.utf8) + record.payload + Array("}".utf8)
+    /// The MQTT payload for the next records of the outbox: a ``TelemetryBatch`` of as many of `records` (a prefix,
+    /// in queue order: alerts first) as fit its limits, each with its idempotent queue id, so the authority can drop
+    /// redeliveries. Returns the batch and the records it carries (empty if `records` is).
+    /// - Throws: `WardenError.storage` if the first record cannot be framed at all (it exceeds the batch limit).
+    public static func batch(_ records: [StoredRecord]) throws -> (payload: [UInt8], records: [StoredRecord]) {
+        guard !records.isEmpty else { return ([], []) }
+        let n = TelemetryBatch.prefixCount(records)
+        guard n > 0 else { throw WardenError.storage("outbox record \(records[0].id) is too large for a telemetry batch") }
+        let taken = Array(records.prefix(n))
+        do {
+            return (try TelemetryBatch.encode(taken.map { TelemetryBatch.Record(id: $0.id, payload: $0.payload) }), taken)
+        } catch let error as EdgeError {
+            throw WardenError.storage("outbox: \(error)")
+        }
+    }
+
+    /// The outbox shared between the task that fills it (`run --simulate`) and the telemetry feature that drains it:
+    /// `DurableQueue` is not thread-safe, so every use goes through ``withQueue(_:)``.
+    public final class Shared: @unchecked Sendable {
+        // @unchecked: `queue` is only touched under `lock`.
+        private let queue: DurableQueue
+        private let lock = NSLock()
+
+        /// Wraps `queue`, which from now on is only used through this object.
+        public init(_ queue: DurableQueue) { self.queue = queue }
+
+        /// Runs `body` with the queue, exclusively.
+        public func withQueue<T>(_ body: (DurableQueue) throws -> T) rethrows -> T {
+            lock.lock()
+            defer { lock.unlock() }
+            return try body(queue)
+        }
     }
 }

@@ -11,7 +11,7 @@ extension WardenRoot {
     struct Device: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Enroll, inspect and revoke devices.",
-            subcommands: [Enroll.self, List.self, Show.self, Revoke.self, Token.self, Config.self, Timeline.self])
+            subcommands: [Enroll.self, List.self, Show.self, Revoke.self, Token.self, Config.self, Telemetry.self, Timeline.self])
     }
 }
 
@@ -139,9 +139,15 @@ extension WardenRoot.Device {
             let connected: Bool
             /// When a presence message of the device was last received; absent if it never announced itself.
             let lastSeen: Date?
+            /// Telemetry records the authority keeps for the device (`warden device telemetry`).
+            let telemetryRecords: Int
+            /// When its telemetry was last stored; absent if none was.
+            let lastTelemetry: Date?
             enum CodingKeys: String, CodingKey {
                 case device, certificates, connected
                 case lastSeen = "last_seen"
+                case telemetryRecords = "telemetry_records"
+                case lastTelemetry = "last_telemetry"
             }
             struct Certificate: Encodable {
                 let serial: String
@@ -173,10 +179,13 @@ extension WardenRoot.Device {
                 return
             }
             let presence = try registry.presence(of: deviceID.rawValue)
+            let telemetry = try registry.telemetrySummary(of: deviceID.rawValue)
             if json {
                 Console.out(
                     try Console.json(
-                        Output(device: device, certificates: certificates, connected: presence?.connected ?? false, lastSeen: presence?.lastSeen)))
+                        Output(
+                            device: device, certificates: certificates, connected: presence?.connected ?? false, lastSeen: presence?.lastSeen,
+                            telemetryRecords: telemetry?.kept ?? 0, lastTelemetry: telemetry?.lastReceived)))
                 return
             }
             Console.out("device:   \(device.id)")

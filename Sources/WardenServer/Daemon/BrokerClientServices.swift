@@ -9,9 +9,10 @@ import WardenStore
 
 /// `serve`'s own MQTT clients next to the broker, each with its own identity and least-privilege role: the OTA
 /// block service (`firmware/OTA-PROTOCOL.md`, `warden-ota`), the retained TUF metadata on `warden/tuf/#`
-/// (`warden-tuf`), device presence from `d/+/up/presence` (`warden-presence`), the retained per-device rollout
-/// assignments on `d/<id>/down/ota/assignment` (`warden-assign`) and each device's latest signed agent config,
-/// retained on `d/<id>/down/config` (`warden-config`).
+/// (`warden-tuf`), device presence from `d/+/up/presence` (`warden-presence`), device telemetry batches from
+/// `d/+/up/telemetry` into the registry (`warden-telemetry`), the retained per-device rollout assignments on
+/// `d/<id>/down/ota/assignment` (`warden-assign`) and each device's latest signed agent config, retained on
+/// `d/<id>/down/config` (`warden-config`).
 enum BrokerClientServices {
     /// The services to run next to a supervised broker. Issues fresh client certificates for its identities;
     /// each service connects (and reconnects) once the broker listens.
@@ -65,12 +66,16 @@ enum BrokerClientServices {
         let configs = ConfigPublisher(
             configuration: try ConfigPublisher.issueIdentity(authority: authority, layout: layout, now: Date()),
             registry: registry, home: authority.home, onEvent: { log.notice("\($0)") })
+        let telemetry = TelemetryIngest(
+            configuration: try TelemetryIngest.issueIdentity(authority: authority, layout: layout, now: Date()),
+            registry: registry, onEvent: { log.notice("\($0)") })
         return [
             ClosureService(name: "ota-blocks") { try await blocks.run() },
             ClosureService(name: "ota-assignments") { try await assignments.run() },
             ClosureService(name: "tuf-metadata") { try await metadata.run() },
             ClosureService(name: "presence") { try await presence.run() },
             ClosureService(name: "agent-configs") { try await configs.run() },
+            ClosureService(name: "telemetry-ingest") { try await telemetry.run() },
         ]
     }
 }
