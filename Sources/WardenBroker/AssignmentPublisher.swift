@@ -91,16 +91,7 @@ public struct AssignmentPublisher: Sendable {
 
     /// Connects and keeps the retained assignments current until cancelled; reconnects after `retryDelay`.
     public func run(retryDelay: Duration = .seconds(1)) async throws {
-        while !Task.isCancelled {
-            do {
-                try await publishOnce()
-            } catch is CancellationError {
-                break
-            } catch {
-                onEvent("assignment publisher: \(error); reconnecting")
-            }
-            try await Task.sleep(for: retryDelay)
-        }
+        try await ServiceLoop.reconnecting("assignment publisher", retryDelay: retryDelay, onEvent: onEvent) { try await publishOnce() }
     }
 
     /// One connection's lifetime.

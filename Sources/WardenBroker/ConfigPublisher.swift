@@ -61,16 +61,7 @@ public struct ConfigPublisher: Sendable {
     /// Connects, publishes and keeps the retained configs current until cancelled; reconnects after `retryDelay`
     /// whenever the broker goes away (and republishes everything).
     public func run(retryDelay: Duration = .seconds(1)) async throws {
-        while !Task.isCancelled {
-            do {
-                try await publishOnce()
-            } catch is CancellationError {
-                break
-            } catch {
-                onEvent("config publisher: \(error); reconnecting")
-            }
-            try await Task.sleep(for: retryDelay)
-        }
+        try await ServiceLoop.reconnecting("config publisher", retryDelay: retryDelay, onEvent: onEvent) { try await publishOnce() }
     }
 
     /// One connection's lifetime: publish what changed every ``pollInterval``.

@@ -162,8 +162,6 @@ public enum DynamicSecurity {
             Role(rolename: assignmentRole, acls: assignmentACLs),
             Role(rolename: recorderRole, acls: recorderACLs),
             Role(rolename: configRole, acls: configACLs),
-    ]
-
             Role(rolename: telemetryRole, acls: telemetryACLs),
         ]
         for device in devices {

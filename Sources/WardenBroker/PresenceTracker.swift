@@ -40,16 +40,7 @@ public struct PresenceTracker: Sendable {
 
     /// Connects, tracks until cancelled, and reconnects after `retryDelay` whenever the broker goes away.
     public func run(retryDelay: Duration = .seconds(1)) async throws {
-        while !Task.isCancelled {
-            do {
-                try await trackOnce()
-            } catch is CancellationError {
-                break
-            } catch {
-                onEvent("presence tracker: \(error); reconnecting")
-            }
-            try await Task.sleep(for: retryDelay)
-        }
+        try await ServiceLoop.reconnecting("presence tracker", retryDelay: retryDelay, onEvent: onEvent) { try await trackOnce() }
     }
 
     /// One connection's lifetime. Everything is first marked disconnected (a restarted broker has no sessions); the

@@ -100,16 +100,7 @@ public struct TUFMetadataPublisher: Sendable {
     /// Connects, publishes and keeps the retained metadata current until cancelled; reconnects after `retryDelay`
     /// whenever the broker goes away (and republishes everything, since the broker may have lost its retained store).
     public func run(retryDelay: Duration = .seconds(1)) async throws {
-        while !Task.isCancelled {
-            do {
-                try await publishOnce()
-            } catch is CancellationError {
-                break
-            } catch {
-                onEvent("TUF metadata publisher: \(error); reconnecting")
-            }
-            try await Task.sleep(for: retryDelay)
-        }
+        try await ServiceLoop.reconnecting("TUF metadata publisher", retryDelay: retryDelay, onEvent: onEvent) { try await publishOnce() }
     }
 
     /// One connection's lifetime: publish what changed every ``pollInterval``.

@@ -64,16 +64,7 @@ public struct TelemetryIngest: Sendable {
 
     /// Connects, ingests until cancelled, and reconnects after `retryDelay` whenever the broker goes away.
     public func run(retryDelay: Duration = .milliseconds(500)) async throws {
-        while !Task.isCancelled {
-            do {
-                try await ingestOnce()
-            } catch is CancellationError {
-                break
-            } catch {
-                onEvent("telemetry ingest: \(error); reconnecting")
-            }
-            try await Task.sleep(for: retryDelay)
-        }
+        try await ServiceLoop.reconnecting("telemetry ingest", retryDelay: retryDelay, onEvent: onEvent) { try await ingestOnce() }
     }
 
     /// One connection's lifetime.

@@ -33,6 +33,7 @@ final class RecorderFixture {
             { "sid": "connect-self", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:connect"], "resources": ["client:${device.id}"] },
             { "sid": "publish-own-up", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:publish"], "resources": ["topic:d/${device.id}/up/#"] },
             \(down)
+            { "sid": "read-tuf-metadata", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:subscribe", "mqtt:receive"], "resources": ["topic:warden/tuf/#"] },
             { "sid": "observer-reads-up", "effect": "allow", "principals": ["device:\(observer)"],
               "actions": ["mqtt:subscribe", "mqtt:receive"], "resources": ["topic:d/+/up/#"] } ] }
         """
@@ -130,5 +131,13 @@ final class RecorderFixture {
     func connected() -> Bool? {
         guard let r = try? warden.run(["device", "show", id, "--json"]), r.status == 0 else { return nil }
         return (try? JSONDecoder().decode(Shown.self, from: Data(r.stdout.utf8)))?.connected
+    }
+
+    /// `device show --json`'s `telemetry_records`: what the authority ingested from this device.
+    func telemetryRecords() -> Int? {
+        guard let r = try? warden.run(["device", "show", id, "--json"]), r.status == 0,
+            let object = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        else { return nil }
+        return object["telemetry_records"] as? Int
     }
 }

@@ -88,6 +88,9 @@ public struct AgentSession: Sendable {
         return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
     }
 
+    /// How a degraded reason caused by a subscription starts.
+    static let subscriptionFailure = "subscription to"
+
     /// The topic of the health report.
     var healthTopic: String { "d/\(settings.device.rawValue)/up/health" }
 
@@ -173,15 +176,27 @@ public struct AgentSession: Sendable {
         var inboxes: [String: AsyncStream<MQTTMessage>] = [:]
         for feature in features { inboxes[feature.name] = router.inbox(for: feature.name) }
         for feature in features {
+            var subscribed = true
             for filter in feature.subscriptions(device: settings.device) {
                 router.add(filter: filter, feature: feature.name)
                 do {
                     let granted = try await client.subscribe(filter, qos: 1)
-                    if granted >= 128 { health.degraded(feature.name, reason: "subscription to \(filter) refused (SUBACK \(granted))") }
+                    if granted >= 128 {
+                        subscribed = false
+                        health.degraded(feature.name, reason: "\(Self.subscriptionFailure) \(filter) refused (SUBACK \(granted))")
+                    }
                 } catch {
                     if Task.isCancelled { return true }
-                    health.degraded(feature.name, reason: "subscribe \(filter): \(error)")
+                    subscribed = false
+                    health.degraded(feature.name, reason: "\(Self.subscriptionFailure) \(filter) failed: \(error)")
                 }
+            }
+            // A refusal on an earlier connection is healed once every subscription of the feature succeeded; other
+            // reasons (the feature's own failures) are for the feature to clear.
+            if subscribed, let entry = health.entry(feature.name), entry.state == "degraded",
+                entry.reason?.hasPrefix(Self.subscriptionFailure) == true
+            {
+                health.ok(feature.name)
             }
         }
         let epoch = control.epoch
