@@ -15,11 +15,13 @@ final class OTAFleet {
     let brokerDir: String
     let port: Int
     let serveLog: String
+    /// `https://127.0.0.1:<port>` of serve's HTTPS listener, when started with one.
+    let httpsURL: String?
     private var serve: SpawnedProcess?
     private var others: [SpawnedProcess] = []
 
     /// Creates the CA, the broker setup (with `policy` if given), the firmware keys, and starts `serve`.
-    init(policy: String? = nil) throws {
+    init(policy: String? = nil, https: Bool = false) throws {
         dir = try TemporaryDirectory()
         chmod(dir.path, 0o755)  // Mosquitto may drop to its own user and must reach the broker setup.
         warden = WardenProcess(home: dir.file("home"))
@@ -31,7 +33,9 @@ final class OTAFleet {
         try Self.ok(try warden.run(["firmware", "keys", "init"]), "firmware keys init")
         try Self.ok(try warden.run(["ca", "bundle", "--out", dir.file("bundle.pem")]), "ca bundle")
         serveLog = dir.file("serve.log")
-        serve = try warden.start(["serve", "--broker", brokerDir], output: serveLog)
+        let httpsPort = https ? try MosquittoProcess.freeLoopbackPort() : nil
+        httpsURL = httpsPort.map { "https://127.0.0.1:\($0)" }
+        serve = try warden.start(["serve", "--broker", brokerDir] + (httpsPort.map { ["--https-port", String($0)] } ?? []), output: serveLog)
         guard Self.waitUntil(timeout: 30, { MosquittoProcess.canConnect(port: self.port) && Self.text(self.serveLog).contains("assignment publisher connected") }) else {
             throw TestSupportError("serve not ready: \(Self.text(serveLog).suffix(2000))")
         }
@@ -75,7 +79,7 @@ final class OTAFleet {
         try Self.ok(try warden.run(["device", "enroll", id, "--csr", state + "/device.csr", "--out", state + "/device.crt.pem", "--group", group]), "enroll")
         let config = dir.file("config-\(id).json")
         var arguments = [
-            "device", "config", id, "--broker", "mqtts://127.0.0.1:\(brokerPort ?? port)", "--https-url", "https://127.0.0.1:9",
+            "device", "config", id, "--broker", "mqtts://127.0.0.1:\(brokerPort ?? port)", "--https-url", httpsURL ?? "https://127.0.0.1:9",
             "--out", config,
         ]
         if let hardware { arguments += ["--hardware", hardware] }

@@ -48,6 +48,32 @@ import WardenTestSupport
         #expect(!FileManager.default.fileExists(atPath: download.statePath))
     }
 
+    @Test("unproven blocks (the HTTPS Range fallback): lengths are checked per block, and the whole-image SHA-256 at finish() discards a tampered one")
+    func unprovenBlocksAreCheckedByTheWholeImageHash() throws {
+        let fixture = try Fixture()
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        let download = try BlockDownload(target: fixture.target, destination: fixture.destination)
+        let last = fixture.index.blockCount - 1
+        #expect(download.acceptUnproven(index: last, data: Array(fixture.image[fixture.index.byteRange(ofBlock: last)]) + [0])
+            == .rejected(index: last, reason: "block \(last) has 124 bytes, not 123"))
+        #expect(download.acceptUnproven(index: last + 1, data: []) == .rejected(index: nil, reason: "block index \(last + 1) is out of range"))
+        for number in 0...last {
+            var data = Array(fixture.image[fixture.index.byteRange(ofBlock: number)])
+            if number == 3 { data[5] ^= 0x01 }
+            #expect(download.acceptUnproven(index: number, data: data) == .stored(index: number))
+        }
+        #expect(download.acceptUnproven(index: 0, data: Array(fixture.image[fixture.index.byteRange(ofBlock: 0)])) == .duplicate(index: 0))
+        #expect(throws: WardenError.self) { try download.finish() }
+        #expect(!FileManager.default.fileExists(atPath: fixture.destination), "a tampered image never reaches its destination")
+        #expect(download.missingCount == fixture.index.blockCount, "every unproven block is discarded")
+        // Fetched again, correctly: the image completes byte-identical.
+        for number in 0...last {
+            _ = download.acceptUnproven(index: number, data: Array(fixture.image[fixture.index.byteRange(ofBlock: number)]))
+        }
+        try download.finish()
+        #expect(FileManager.default.contents(atPath: fixture.destination).map(Array.init) == fixture.image)
+    }
+
     @Test func aCorruptedBlockIsRejectedAtThatBlockAndNeverWritten() throws {
         let fixture = try Fixture()
         defer { try? FileManager.default.removeItem(at: fixture.directory) }

@@ -1,5 +1,6 @@
 import Foundation
 import WardenCore
+import WardenHTTPClient
 import WardenMQTT
 import WardenPKI
 import WardenUpdate
@@ -18,6 +19,10 @@ final class OTAEngine: @unchecked Sendable {
     static let maximumUnavailable = 5
     /// `not_found` / `forbidden` answers before the download is abandoned.
     static let maximumRefusals = 3
+    /// Unanswered block requests in a row before the missing blocks are fetched over HTTPS (Range).
+    static let httpsBlockFallbackRounds = 4
+    /// Blocks per HTTPS Range request.
+    static let httpsRangeBlocks = 16
     /// How long the retained metadata may stay incomplete before HTTPS is tried.
     static let httpsFallbackAfter: TimeInterval = 3
     /// How long an assigned target may stay unknown to the trusted targets metadata before the job fails.
@@ -42,6 +47,7 @@ final class OTAEngine: @unchecked Sendable {
         var refusals = 0
         var rejections: [Int: Int] = [:]
         var fetched = 0
+        var httpsFailures = 0
     }
 
     let settings: OTAFeature.Settings
@@ -421,6 +427,14 @@ final class OTAEngine: @unchecked Sendable {
         if download.isComplete { return await complete() }
         let now = Date()
         guard now >= flow.notBefore, flow.askNow || now >= flow.quietDeadline else { return }
+        if flow.quietRounds >= Self.httpsBlockFallbackRounds << min(flow.httpsFailures, 4), let base = settings.httpsURL {
+            // The block service stays silent (down, or its topics refused): HTTPS Range from the authority.
+            if await fetchOverHTTPS(download, job: job, resolved: resolved, base: base) {
+                if download.isComplete { return await complete() }
+            } else {
+                flow.httpsFailures += 1
+            }
+        }
         flow.requestID &+= 1
         guard let request = download.request(requestID: flow.requestID, maxBits: Self.requestWindow) else { return }
         let code = try await link.publish(MQTTMessage(topic: OTATopics.request(device: settings.device.rawValue), payload: try request.encoded(), qos: 1))
@@ -428,6 +442,55 @@ final class OTAEngine: @unchecked Sendable {
         flow.askNow = false
         flow.quietDeadline = now.addingTimeInterval(2 + jitter(min(30, pow(2, Double(flow.quietRounds)))))
         flow.quietRounds += 1
+    }
+
+    /// The HTTPS Range fallback (`firmware/OTA-PROTOCOL.md` §8): fetches the missing blocks from
+    /// `<https_url>/tuf/targets/<consistent target path>`, ``httpsRangeBlocks`` per request, over the libcurl client
+    /// that trusts only the verified config's bundle. Such blocks carry no Merkle proof: the whole-image SHA-256 (signed
+    /// by TUF) checks them in ``complete()``, which discards the image on a mismatch. Progress is checkpointed per
+    /// request, so a restart resumes either way. Returns false if nothing could be fetched.
+    func fetchOverHTTPS(_ download: BlockDownload, job: OTAJob, resolved: OTAJob.Resolved, base: String) async -> Bool {
+        let target = resolved.block
+        let path = TUFPath.consistentTargetPath(job.target, hash: Digest.hex(target.sha256))
+        let url = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/tuf/targets/" + path
+        var fetched = 0
+        do {
+            guard url.lowercased().hasPrefix("https://") else { throw WardenError.badInput("the config's https_url is not https") }
+            let client = try HTTPSClient(options: TLSOptions(caFile: settings.httpsCAFile), connectTimeout: .seconds(10))
+            var index = 0
+            while index < target.blockCount {
+                try Task.checkCancellation()
+                guard download.isMissing(index) else {
+                    index += 1
+                    continue
+                }
+                var end = index
+                while end + 1 < target.blockCount, end + 1 - index < Self.httpsRangeBlocks, download.isMissing(end + 1) { end += 1 }
+                let lower = index * target.blockSize
+                let upper = min(target.length, (end + 1) * target.blockSize) - 1
+                let response = try await client.get(url, range: lower...upper, maxBytes: upper - lower + 1, timeout: .seconds(120))
+                guard response.status == 206, response.body.count == upper - lower + 1 else {
+                    throw WardenError.storage("HTTP \(response.status) with \(response.body.count) bytes for bytes \(lower)-\(upper)")
+                }
+                for block in index...end {
+                    let start = (block - index) * target.blockSize
+                    let slice = Array(response.body[start..<min(response.body.count, start + target.blockSize)])
+                    if case .rejected(_, let reason) = download.acceptUnproven(index: block, data: slice) {
+                        throw WardenError.storage(reason)
+                    }
+                    fetched += 1
+                    flow.fetched += 1
+                }
+                try download.checkpoint()
+                index = end + 1
+            }
+            log("fetched \(fetched) block(s) over HTTPS (Range) from \(url); the block service did not answer")
+            return true
+        } catch {
+            log("HTTPS Range fallback from \(url) failed after \(fetched) block(s): \(error)")
+            try? download.checkpoint()
+            return fetched > 0
+        }
     }
 
     func handleBlock(_ payload: [UInt8]) async {

@@ -161,10 +161,29 @@ public final class BlockDownload {
             blockCount: target.blockCount, length: target.length, blockSize: target.blockSize)
         else { return .rejected(index: index, reason: "block \(index) does not verify against the signed Merkle root") }
         guard isMissing(index) else { return .duplicate(index: index) }
+        return store(index: index, data: message.data)
+    }
+
+    /// Writes block `index` received WITHOUT a Merkle proof (the HTTPS Range fallback, `firmware/OTA-PROTOCOL.md`
+    /// §8): only its length is checked here, so such a block is verified by ``finish()``'s whole-image SHA-256
+    /// (the TUF-signed hash), which discards the whole part file on a mismatch. Blocks that arrive with a proof
+    /// should always go through ``accept(_:)``.
+    public func acceptUnproven(index: Int, data: [UInt8]) -> Outcome {
+        guard index >= 0, index < target.blockCount else { return .rejected(index: nil, reason: "block index \(index) is out of range") }
+        let expected = index == target.blockCount - 1 ? target.length - index * target.blockSize : target.blockSize
+        guard data.count == expected else {
+            return .rejected(index: index, reason: "block \(index) has \(data.count) bytes, not \(expected)")
+        }
+        guard isMissing(index) else { return .duplicate(index: index) }
+        return store(index: index, data: data)
+    }
+
+    /// Writes a block at its offset and marks it held.
+    private func store(index: Int, data: [UInt8]) -> Outcome {
         let offset = off_t(index) * off_t(target.blockSize)
         var written = 0
-        while written < message.data.count {
-            let result = message.data.withUnsafeBytes { raw in
+        while written < data.count {
+            let result = data.withUnsafeBytes { raw in
                 pwrite(fd, raw.baseAddress!.advanced(by: written), raw.count - written, offset + off_t(written))
             }
             if result < 0 {
