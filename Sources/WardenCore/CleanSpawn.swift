@@ -16,9 +16,12 @@ public enum CleanSpawn {
     ///   - stdin, stdout: file paths (default /dev/null); stdout is appended to and created if needed.
     ///   - stderr: a file path, or nil to share stdout's.
     ///   - newProcessGroup: put the child in its own process group.
+    ///   - outputDescriptor: if given, the child's stdout AND stderr are this open descriptor (e.g. a pipe's write
+    ///     end), and `stdout` / `stderr` are ignored.
     public static func spawn(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-        stdin: String? = nil, stdout: String? = nil, stderr: String? = nil, newProcessGroup: Bool = false
+        stdin: String? = nil, stdout: String? = nil, stderr: String? = nil, newProcessGroup: Bool = false,
+        outputDescriptor: Int32? = nil
     ) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -39,11 +42,16 @@ public enum CleanSpawn {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, stdin ?? "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        if let stderr {
-            posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        if let outputDescriptor {
+            posix_spawn_file_actions_adddup2(&actions, outputDescriptor, STDOUT_FILENO)
+            posix_spawn_file_actions_adddup2(&actions, outputDescriptor, STDERR_FILENO)
         } else {
-            posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO)
+            posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            if let stderr {
+                posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            } else {
+                posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO)
+            }
         }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
