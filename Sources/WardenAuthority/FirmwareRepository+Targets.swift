@@ -69,13 +69,7 @@ extension FirmwareRepository {
 
     /// Validates a firmware name: 1–64 of `[a-z0-9._-]`, starting with a letter or digit.
     public static func validateName(_ name: String) throws {
-        let bytes = Array(name.utf8)
-        guard (1...64).contains(bytes.count),
-            bytes.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || [0x2E, 0x5F, 0x2D].contains($0) }),
-            (bytes[0] >= 0x61 && bytes[0] <= 0x7A) || (bytes[0] >= 0x30 && bytes[0] <= 0x39)
-        else {
-            throw WardenError.badInput("firmware name '\(name.prefix(80))' must be 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")
-        }
+        try FirmwareNaming.validateName(name)
     }
 
     /// Parses a version: 1 to 4 dot-separated decimal numbers (`1.2.3`), compared numerically.
@@ -102,12 +96,7 @@ extension FirmwareRepository {
 
     /// Validates a hardware id: 1–64 of `[A-Za-z0-9._-]`.
     public static func validateHardware(_ id: String) throws {
-        let bytes = Array(id.utf8)
-        guard (1...64).contains(bytes.count),
-            bytes.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || [0x2E, 0x5F, 0x2D].contains($0) })
-        else {
-            throw WardenError.badInput("hardware id '\(id.prefix(80))' must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'")
-        }
+        try FirmwareNaming.validateHardware(id)
     }
 
     /// The releases in the published targets metadata, sorted by name then release counter.

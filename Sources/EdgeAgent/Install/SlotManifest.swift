@@ -70,31 +70,17 @@ public struct SlotManifest: Codable, Sendable, Equatable {
         if let rollout, rollout < 0 { throw WardenError.badInput("manifest rollout \(rollout) is negative") }
     }
 
-    /// The firmware-name rule of the authority (`FirmwareRepository.validateName`, re-implemented because the agent
-    /// never links `WardenAuthority`): 1 to 64 of `a-z 0-9 . _ -`, starting with a letter or digit.
+    /// The firmware-name rule the authority applies too (`WardenCore.FirmwareNaming`): 1 to 64 of `a-z 0-9 . _ -`,
+    /// starting with a letter or digit.
     /// - Throws: ``WardenError`` `.badInput`.
     public static func validateName(_ name: String) throws {
-        let bytes = Array(name.utf8)
-        guard (1...64).contains(bytes.count),
-            bytes.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || [0x2E, 0x5F, 0x2D].contains($0) }),
-            (bytes[0] >= 0x61 && bytes[0] <= 0x7A) || (bytes[0] >= 0x30 && bytes[0] <= 0x39)
-        else {
-            throw WardenError.badInput(
-                "firmware name '\(name.prefix(80))' must be 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")
-        }
+        try FirmwareNaming.validateName(name)
     }
 
-    /// The hardware-id rule of the authority (`FirmwareRepository.validateHardware`): 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    /// The hardware-id rule the authority applies too (`WardenCore.FirmwareNaming`): 1 to 64 of `A-Z a-z 0-9 . _ -`.
     /// - Throws: ``WardenError`` `.badInput`.
     public static func validateHardware(_ id: String) throws {
-        let bytes = Array(id.utf8)
-        guard (1...64).contains(bytes.count),
-            bytes.allSatisfy({
-                ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || [0x2E, 0x5F, 0x2D].contains($0)
-            })
-        else {
-            throw WardenError.badInput("hardware id '\(id.prefix(80))' must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'")
-        }
+        try FirmwareNaming.validateHardware(id)
     }
 
     /// Parses and validates a manifest (at most ``maximumBytes`` of JSON).
