@@ -11,7 +11,7 @@ import Glibc
 
 /// `warden-agent run` renews its certificate in the background against a real `warden serve --broker --https-port`:
 /// renew over EST, connect to Mosquitto with the staged identity, promote only then.
-@Suite(.serialized) struct AgentRenewalTests {
+@Suite(.serialized) struct AgentRenewalTests: ProcessTestHelpers {
     static let id = "gw-renew-run"
 
     static let policy = """
@@ -20,21 +20,6 @@ import Glibc
             { "sid": "connect-self", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:connect"], "resources": ["client:${device.id}"] },
             { "sid": "publish-own-up", "effect": "allow", "principals": ["device:*"], "actions": ["mqtt:publish"], "resources": ["topic:d/${device.id}/up/#"] } ] }
         """
-
-    static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-
-    static func ok(_ result: WardenProcess.Result, _ what: String) throws {
-        guard result.status == 0 else { throw TestSupportError("\(what) failed (\(result.status)): \(result.stderr)") }
-    }
-
-    static func waitUntil(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        return condition()
-    }
 
     @Test(.timeLimit(.minutes(3))) func runRenewsADueCertificateAndPromotesItAfterTheBrokerAcceptedIt() throws {
         let dir = try TemporaryDirectory()

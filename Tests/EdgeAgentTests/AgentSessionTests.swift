@@ -8,7 +8,7 @@ import Glibc
 
 /// `warden-agent run` against a real `warden serve --broker` (Mosquitto on 127.0.0.1), end to end.
 @Suite("agent MQTT session: presence, telemetry, shutdown, revocation", .serialized)
-struct AgentSessionTests {
+struct AgentSessionTests: ProcessTestHelpers {
     struct Shown: Decodable {
         let connected: Bool
         let last_seen: String?
@@ -31,21 +31,6 @@ struct AgentSessionTests {
         { "version": 1, "sensors": [ { "name": "fuel", "kind": "scalar",
             "rules": [ { "name": "low-fuel", "type": "hysteresis", "direction": "below", "on": 15, "off": 20 } ] } ] }
         """
-
-    static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-
-    static func ok(_ result: WardenProcess.Result, _ what: String) throws {
-        guard result.status == 0 else { throw TestSupportError("\(what) failed (\(result.status)): \(result.stderr)") }
-    }
-
-    static func waitUntil(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        return condition()
-    }
 
     @Test("birth → connected + last_seen; replayed telemetry reaches an observer once per queued id; SIGTERM → offline, exit 0; broker restart → re-announced; revoke → cut off, agent keeps retrying")
     func endToEnd() throws {

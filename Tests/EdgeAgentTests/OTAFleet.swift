@@ -9,7 +9,7 @@ import Glibc
 
 /// An authority (`warden serve` + Mosquitto on 127.0.0.1) with a firmware repository, and helpers to enroll
 /// `warden-agent` devices, add firmware, create rollouts and look at a device's A/B slots, for the OTA tests.
-final class OTAFleet {
+final class OTAFleet: ProcessTestHelpers {
     let dir: TemporaryDirectory
     let warden: WardenProcess
     let brokerDir: String
@@ -48,21 +48,6 @@ final class OTAFleet {
 
     /// Keeps `process` to be killed (by PID) when the fleet goes away.
     func own(_ process: SpawnedProcess) { others.append(process) }
-
-    static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-
-    static func ok(_ result: WardenProcess.Result, _ what: String) throws {
-        guard result.status == 0 else { throw TestSupportError("\(what) failed (\(result.status)): \(result.stderr)") }
-    }
-
-    static func waitUntil(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        return condition()
-    }
 
     /// A device running `warden-agent`: its state directory, signed config and log.
     struct Device {

@@ -8,7 +8,7 @@ import Glibc
 /// A fleet for the flight-recorder and fault-isolation tests: a CA, a broker setup, a policy (the default one plus
 /// an observer device that may read every device's `up/` tree), one enrolled agent with a signed config, and
 /// `warden serve --broker` running. Processes are stopped by PID when the fixture goes away.
-final class RecorderFixture {
+final class RecorderFixture: ProcessTestHelpers {
     let dir: TemporaryDirectory
     let warden: WardenProcess
     let brokerDir: String
@@ -43,21 +43,6 @@ final class RecorderFixture {
         { "version": 1, "sensors": [ { "name": "fuel", "kind": "scalar",
             "rules": [ { "name": "low-fuel", "type": "hysteresis", "direction": "below", "on": 15, "off": 20 } ] } ] }
         """
-
-    static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-
-    static func ok(_ result: WardenProcess.Result, _ what: String) throws {
-        guard result.status == 0 else { throw TestSupportError("\(what) failed (\(result.status)): \(result.stderr)") }
-    }
-
-    static func waitUntil(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        return condition()
-    }
 
     init(id: String, observer: String = "obs-rec", receiveDown: Bool = true) throws {
         dir = try TemporaryDirectory()

@@ -11,7 +11,7 @@ import Glibc
 /// `warden serve` (supervising Mosquitto, running the `warden-telemetry` ingest), `warden-agent run --simulate`, and
 /// `mosquitto_pub` as a device re-sending an already delivered batch.
 @Suite("telemetry: batches reach the authority; a 60 s broker outage loses nothing and stores nothing twice", .serialized)
-struct TelemetryOutageTests {
+struct TelemetryOutageTests: ProcessTestHelpers {
     static let id = "gw-0401"
 
     /// One scalar sensor without compression filters (every sample is a record) and a rule the spikes trip.
@@ -51,21 +51,6 @@ struct TelemetryOutageTests {
             let seq: UInt64
             let record: String?
         }
-    }
-
-    static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-
-    static func ok(_ result: WardenProcess.Result, _ what: String) throws {
-        guard result.status == 0 else { throw TestSupportError("\(what) failed (\(result.status)): \(result.stderr)") }
-    }
-
-    static func waitUntil(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        return condition()
     }
 
     @Test("simulated sensor → batches in the registry; broker SIGKILLed and kept down 60 s; backlog drains, every sequence exactly once; a re-sent batch is dropped as duplicates; malformed and foreign batches are refused")
