@@ -27,11 +27,6 @@ public struct TelemetryFeature: AgentFeature {
         self.outbox = outbox
     }
 
-    /// Creates the feature over `outbox`, which from now on only this feature touches.
-    public init(outbox: DurableQueue) {
-        self.outbox = TelemetryOutbox.Shared(outbox)
-    }
-
     /// Telemetry subscribes to nothing.
     public func subscriptions(device: DeviceID) -> [String] { [] }
 
