@@ -75,7 +75,9 @@ let package = Package(
         // Async MQTT v5 client over libmosquitto (mTLS). The only CMosquitto importer; C types never leave it.
         .target(name: "WardenMQTT", dependencies: ["CMosquitto", "WardenCore"], swiftSettings: strict),
         // libcurl, wrapped by WardenHTTPClient only.
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl, opened with dlopen on the first HTTPS transfer (headers from libcurl4-openssl-dev), so that its
+        // forty-odd shared libraries are not loaded and resident in an agent that seldom needs HTTPS.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl")]),
         // HTTPS client over libcurl (private CA trust, mutual TLS, bounded bodies). The only CCurl importer.
         .target(name: "WardenHTTPClient", dependencies: ["CCurl", "WardenCore"], swiftSettings: strict),
         // Policy documents and their compilation to Mosquitto dynamic-security roles. Pure Swift.
@@ -135,6 +137,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Devices get `make agent`: a release build with the Swift runtime and Foundation linked statically
+        // (--static-swift-stdlib), so a device needs no Swift toolchain and keeps fewer mappings resident.
         .executableTarget(name: "warden-agent", dependencies: ["EdgeAgentCLI"], swiftSettings: strict),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "EdgeCore", "WardenHTTPClient", "WardenUpdate", "WardenPKI", "WardenCore", "WardenTestSupport"]),

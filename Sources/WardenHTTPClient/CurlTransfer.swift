@@ -22,8 +22,15 @@ final class CurlTransfer: @unchecked Sendable {
         let timeout: Duration
     }
 
-    /// libcurl's process-wide initialisation, done once on first use.
-    static let globalInit: Bool = warden_curl_global_init() == CURLE_OK
+    /// libcurl, opened (dlopen) and initialised once, by the first transfer rather than at start-up (see CCurl.h);
+    /// nil when it is usable, else why not.
+    static let unavailable: WardenError? = {
+        var reason = [CChar](repeating: 0, count: 256)
+        guard warden_curl_load(&reason, reason.count) == 0 else {
+            return .internal(String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return warden_curl_global_init() == CURLE_OK ? nil : .internal("libcurl could not be initialised")
+    }()
     /// Most header bytes (all lines) accepted in one response.
     static let maximumHeaderBytes = 64 * 1024
 
@@ -58,13 +65,14 @@ final class CurlTransfer: @unchecked Sendable {
     /// target, if the response names one.
     func run() throws -> (response: HTTPResponse, location: String?) {
         guard !cancelled.load(ordering: .relaxed) else { throw CancellationError() }
-        guard let handle = curl_easy_init() else { throw WardenError.internal("libcurl could not create a transfer") }
-        defer { curl_easy_cleanup(handle) }
+        if let unavailable = Self.unavailable { throw unavailable }
+        guard let handle = warden_curl_easy_init() else { throw WardenError.internal("libcurl could not create a transfer") }
+        defer { warden_curl_easy_cleanup(handle) }
         let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         defer { errorBuffer.deallocate() }
         var headerList: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headerList) }
+        defer { warden_curl_slist_free_all(headerList) }
 
         var failures: [CURLoption] = []
         func set(_ option: CURLoption, _ value: Int) {
@@ -135,7 +143,7 @@ final class CurlTransfer: @unchecked Sendable {
         for (name, value) in request.headers {
             // "Name;" sends an empty header; "Name:" removes one of libcurl's own.
             let line = value.isEmpty && name.lowercased() != "expect" ? "\(name);" : "\(name): \(value)"
-            guard let appended = curl_slist_append(headerList, line) else { throw WardenError.internal("out of memory for a header") }
+            guard let appended = warden_curl_slist_append(headerList, line) else { throw WardenError.internal("out of memory for a header") }
             headerList = appended
         }
         if headerList != nil, warden_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList) != CURLE_OK {
@@ -172,12 +180,12 @@ final class CurlTransfer: @unchecked Sendable {
             throw WardenError.internal("libcurl refused \(failures.count) option(s) (first: \(failures[0].rawValue)); is it older than 7.85?")
         }
 
-        let code = curl_easy_perform(handle)
+        let code = warden_curl_easy_perform(handle)
         if cancelled.load(ordering: .relaxed) { throw CancellationError() }
         if overLimit || code == CURLE_FILESIZE_EXCEEDED { throw limitError }
         if headersTooLarge { throw WardenError.badInput("'\(request.shownURL)' sent more than \(Self.maximumHeaderBytes) bytes of headers") }
         guard code == CURLE_OK else {
-            let detail = errorBuffer.pointee != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
+            let detail = errorBuffer.pointee != 0 ? String(cString: errorBuffer) : String(cString: warden_curl_easy_strerror(code))
             throw WardenError.storage("cannot fetch '\(request.shownURL)': \(detail)")
         }
         var status = 0

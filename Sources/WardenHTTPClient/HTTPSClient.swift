@@ -33,9 +33,8 @@ public struct HTTPSClient: Sendable {
 
     /// A client with the given trust and credential.
     /// - Throws: `.badInput` if a file in `options` cannot be read, or a key is given without a certificate (or the
-    ///   reverse); `.internal` if libcurl cannot be initialised.
+    ///   reverse). libcurl itself is opened by the first request, which throws `.internal` if it is missing.
     public init(options: TLSOptions = TLSOptions(), connectTimeout: Duration = .seconds(15), idleTimeout: Duration? = .seconds(30)) throws {
-        guard CurlTransfer.globalInit else { throw WardenError.internal("libcurl could not be initialised") }
         guard (options.certFile == nil) == (options.keyFile == nil) else {
             throw WardenError.badInput("a client certificate needs its key and a key needs its certificate")
         }
