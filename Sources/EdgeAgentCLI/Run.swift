@@ -59,6 +59,9 @@ extension WardenAgent {
         @Option(name: .customLong("renewal-check"), help: "How often the certificate renewal due check runs, seconds.")
         var renewalCheck: Double = 300
 
+        @Option(name: .customLong("trim-interval"), help: ArgumentHelp("Every this many seconds (the first time after at most 20), hand start-up code pages and freed heap back to the kernel (docs/AGENT.md, \"Memory\"); 0 never.", valueName: "SECONDS"))
+        var trimInterval: Double = 60
+
         @Option(name: .customLong("config-trial-seconds"), help: .hidden)
         var configTrialSeconds: Double = 60
 
@@ -87,6 +90,10 @@ extension WardenAgent {
             }
             guard renewalCheck >= 1, renewalCheck.isFinite else {
                 print("warden-agent: --renewal-check must be at least 1 second", to: &stderr)
+                throw ExitCode(2)
+            }
+            guard trimInterval == 0 || (trimInterval >= 1 && trimInterval.isFinite) else {
+                print("warden-agent: --trim-interval must be 0 (never) or at least 1 second", to: &stderr)
                 throw ExitCode(2)
             }
             // The flight recorder keeps every log line, connection and health change (docs/AGENT.md); it never
@@ -172,11 +179,17 @@ extension WardenAgent {
             var scheduler = renewal.map { RenewalScheduler(renewal: $0, control: control, log: log) }
             scheduler?.checkInterval = .milliseconds(Int64(renewalCheck * 1000))
             let renewer = scheduler
+            let trim = trimInterval
             let task = Task {
                 await withTaskGroup(of: Void.self) { group in
                     if let renewer { group.addTask { await renewer.run() } }
+                    if trim > 0 {
+                        group.addTask {
+                            await WorkingSet.run(first: .seconds(min(20, trim)), interval: .seconds(trim), report: log)
+                        }
+                    }
                     await loop.run()
-                    // The agent is stopping: stop the renewal loop with it.
+                    // The agent is stopping: stop the renewal and trim loops with it.
                     group.cancelAll()
                 }
             }

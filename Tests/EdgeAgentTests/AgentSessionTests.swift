@@ -133,9 +133,15 @@ struct AgentSessionTests: ProcessTestHelpers {
         // Again, without a replay: nothing is re-sent (the outbox was acknowledged), then revoke cuts it off.
         let before = received()
         let againLog = dir.file("agent2.log")
-        let again = try SpawnedProcess(Agent.executable, runArguments, output: againLog)
+        // This run also trims its working set every second (docs/AGENT.md, "Memory"): everything below runs on code
+        // paged back in after a trim.
+        let again = try SpawnedProcess(Agent.executable, runArguments + ["--trim-interval", "1"], output: againLog)
         defer { again.stop(SIGKILL, grace: 0) }
         #expect(Self.waitUntil(timeout: 15) { show()?.connected == true }, "reconnected: \(Self.text(againLog))")
+        #expect(Self.waitUntil(timeout: 10) { Self.text(againLog).contains("memory: handed back start-up pages") }, "trimmed: \(Self.text(againLog))")
+        // libcurl is opened only by an HTTPS transfer, and this session never needed one.
+        let maps = (try? String(contentsOfFile: "/proc/\(again.pid)/maps", encoding: .utf8)) ?? ""
+        #expect(maps.contains("warden-agent") && !maps.contains("libcurl"), "libcurl is not loaded by a plain MQTT session")
         // The broker dies (kill -9 by PID; serve restarts it): the agent backs off, reconnects with a new session
         // and announces itself again.
         func brokerPID() -> Int32? {
