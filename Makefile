@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 SWIFT_FLAGS ?=
 
-.PHONY: quickstart test build release deps deps-test bench clean
+.PHONY: quickstart test build release agent deps deps-test bench clean
 
 deps:
 	@scripts/install-deps.sh build
@@ -19,6 +19,12 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release $(SWIFT_FLAGS)
+
+## The device binary: release warden-agent with the Swift runtime and Foundation linked statically (a device needs
+## no Swift toolchain; only libc, libstdc++, libmosquitto and OpenSSL; libcurl is opened only for HTTPS).
+agent: deps
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-agent-static $(SWIFT_FLAGS) --product warden-agent
+	@echo "device binary: $$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-agent-static --show-bin-path)/warden-agent"
 
 ## Installs what is missing, builds, and runs the admin flow on a throw-away home.
 quickstart: deps-quickstart

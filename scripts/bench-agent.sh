@@ -9,7 +9,8 @@
 #       mosquitto_sub.
 #
 # Usage: scripts/bench-agent.sh       (see docs/PERFORMANCE.md, "## Edge agent")
-# Environment: AGENTS=50 SIZE_MIB=8 RECORDS=20000 KEEP_WORK=1 WARDEN_BIN_DIR=dir-with-release-binaries
+# Environment: AGENTS=50 SIZE_MIB=8 RECORDS=20000 KEEP_WORK=1 WARDEN_BIN_DIR=dir-with-a-release-warden
+#              AGENT_BIN=a-release-warden-agent (default: built like `make agent`)  TELEMETRY_ONLY=1 (skip (2))
 # Needs: swift, python3, mosquitto + mosquitto-clients, openssl. Runtime: 3–6 minutes after the release build.
 set -euo pipefail
 
@@ -19,12 +20,16 @@ SIZE_MIB=${SIZE_MIB:-8}
 RECORDS=${RECORDS:-20000}
 
 if [[ -z "${WARDEN_BIN_DIR:-}" ]]; then
-    (cd "$ROOT" && swift build -c release --scratch-path .build-agent-release --product warden >&2 \
-        && swift build -c release --scratch-path .build-agent-release --product warden-agent >&2)
+    (cd "$ROOT" && swift build -c release --scratch-path .build-agent-release --product warden >&2)
     WARDEN_BIN_DIR="$ROOT/.build-agent-release/release"
 fi
+if [[ -z "${AGENT_BIN:-}" ]]; then
+    # The device binary as `make agent` builds it: release, Swift runtime and Foundation linked statically.
+    (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-agent-static --product warden-agent >&2)
+    AGENT_BIN="$ROOT/.build-agent-static/release/warden-agent"
+fi
 WARDEN="$WARDEN_BIN_DIR/warden"
-AGENT="$WARDEN_BIN_DIR/warden-agent"
+AGENT="$AGENT_BIN"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/warden-bench-agent.XXXXXX")
 pids=()
@@ -105,19 +110,50 @@ stop "$apid"
 agent_cpu_per_k=$(python3 -c "print(f'{($cpu1 - $cpu0) / $queued * 1000:.4f}')")
 drain_rate=$(python3 -c "print(f'{$queued / ($t1 - $t0):.0f}')")
 
-# Steady state: 50 Hz simulated sensor, queue drained continuously; RSS sampled for 20 s after 10 s of warm-up.
+# Steady state: 50 Hz simulated sensor, queue drained continuously. RSS is read once after 15 s (start-up pages still
+# resident) and then sampled for 60 s from 30 s on, after the agent's first working-set trim (at 20 s; then every
+# --trim-interval, default 60 s).
 "$AGENT" run --config "$work/c-tele-1.json" --state "$work/s-tele-1" --initial-spread 0 --no-renewal --simulate 50 \
     >"$work/agent-steady.log" 2>&1 &
 spid=$!
 pids+=($spid)
-sleep 10
+sleep 15
+rss_untrimmed=$(rss_kib "$spid")
+sleep 15
 samples=()
-for _ in $(seq 40); do samples+=("$(rss_kib "$spid")"); sleep 0.5; done
+for _ in $(seq 120); do samples+=("$(rss_kib "$spid")"); sleep 0.5; done
+pss_steady=$(awk '/^Pss:/ {print $2}' "/proc/$spid/smaps_rollup")
+uss_steady=$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$spid/smaps_rollup")
+curl_loaded=$(grep -c libcurl "/proc/$spid/maps" || true)
 scpu0=$(cpu_s "$spid"); sn0=$(records_of tele-1); sleep 10; scpu1=$(cpu_s "$spid"); sn1=$(records_of tele-1)
 stop "$spid"
 rss_steady=$(printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 rss_steady_max=$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)
 steady_cpu_per_k=$(python3 -c "d=$sn1-$sn0; print(f'{($scpu1 - $scpu0) / d * 1000:.4f}' if d > 0 else 'n/a')")
+
+telemetry_report() {
+    cat <<TELEMETRY
+(1) Telemetry, one agent, $queued records:
+| Measure | warden-agent | mosquitto_pub -l (same records, 1 message each) | ratio |
+|---|---:|---:|---:|
+| CPU s per 1,000 records (draining a backlog) | $agent_cpu_per_k | $pub_cpu_per_k | $(python3 -c "print(f'{$agent_cpu_per_k / $pub_cpu_per_k:.2f}')") |
+| CPU s per 1,000 records (steady, 50 Hz simulated sensor) | $steady_cpu_per_k | | |
+| Resident set, KiB (peak while draining) | $rss_peak | $pm (max RSS) | |
+Backlog drain rate: $drain_rate records/s into the authority's registry.
+$(rss_report)
+TELEMETRY
+}
+rss_report() {
+    cat <<RSS
+Steady resident set of warden-agent (50 Hz simulated sensor), KiB:
+| Measure | KiB |
+|---|---:|
+| VmRSS at 15 s, before the first working-set trim | $rss_untrimmed |
+| VmRSS from 30 s to 90 s: median / max | $rss_steady / $rss_steady_max |
+| PSS / USS (private clean + dirty) at 90 s | $pss_steady / $uss_steady |
+libcurl mapped in the steady agent: $([[ "$curl_loaded" == 0 ]] && echo no || echo yes)
+RSS
+}
 
 # Reference: mosquitto_pub -l, one QoS 1 message per record line (the records as the pipeline wrote them), mTLS.
 python3 - "$work/replay.csv" "$work/records.txt" <<'PY'
@@ -133,6 +169,16 @@ PY
     -i tele-1 -t d/tele-1/up/bench -l <"$work/records.txt" 2>"$work/pub.err" || true
 read -r pu ps pm <"$work/pub.time"
 pub_cpu_per_k=$(python3 -c "print(f'{($pu + $ps) / $queued * 1000:.4f}')")
+
+if [[ -n "${TELEMETRY_ONLY:-}" ]]; then
+    cat <<REPORT
+
+Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); load average $(cut -d' ' -f1-3 /proc/loadavg)
+Warden: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?"); agent binary $(stat -c %s "$AGENT") bytes
+$(telemetry_report)
+REPORT
+    exit 0
+fi
 
 # ---------- (2) AGENTS agents update a SIZE_MIB image at once ----------
 ids=()
@@ -200,14 +246,7 @@ cat <<REPORT
 Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); load average $(cut -d' ' -f1-3 /proc/loadavg)
 Warden: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?"); $(mosquitto -h 2>/dev/null | head -1)
 
-(1) Telemetry, one agent, $queued records:
-| Measure | warden-agent | mosquitto_pub -l (same records, 1 message each) | ratio |
-|---|---:|---:|---:|
-| CPU s per 1,000 records (draining a backlog) | $agent_cpu_per_k | $pub_cpu_per_k | $(python3 -c "print(f'{$agent_cpu_per_k / $pub_cpu_per_k:.2f}')") |
-| CPU s per 1,000 records (steady, 50 Hz simulated sensor) | $steady_cpu_per_k | | |
-| Resident set, KiB (peak while draining) | $rss_peak | $pm (max RSS) | |
-| Resident set, KiB (steady: median / max over 20 s) | $rss_steady / $rss_steady_max | | |
-Backlog drain rate: $drain_rate records/s into the authority's registry.
+$(telemetry_report)
 
 (2) $AGENTS agents, one ${SIZE_MIB} MiB image (64 KiB blocks), one Mosquitto:
 | Path | seconds | aggregate MiB/s | images byte-identical |
