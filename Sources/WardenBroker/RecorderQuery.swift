@@ -14,23 +14,12 @@ extension BrokerLayout {
 /// Asks one device for its flight-recorder entries over MQTT (`warden device timeline`), as the `warden-recorder`
 /// identity, whose role may only publish `d/+/down/recorder/query` and read `d/+/up/recorder/#`.
 ///
-/// The wire format is the agent's (`RecorderFeature`, docs/AGENT.md "Flight recorder"): one query, answered on
+/// The wire format is ``RecorderWire`` (shared with the agent's `RecorderFeature`): one query, answered on
 /// `d/<id>/up/recorder/<request>` by parts of at most 64 KiB, the last one marked `done`. The answer is bounded:
 /// at most ``maximumParts`` parts and the limit's worth of entries are kept; oversized or foreign parts are ignored.
 public struct RecorderQuery: Sendable {
     /// One recorder entry as the device reported it.
-    public struct Entry: Codable, Sendable, Equatable {
-        /// The device's sequence number.
-        public var seq: UInt64
-        /// Unix milliseconds (the device's clock).
-        public var t: Int64
-        /// `log`, `connect`, `disconnect`, `decision`, `health`, `fault`.
-        public var kind: String
-        /// The subsystem.
-        public var subsystem: String
-        /// The message.
-        public var message: String
-    }
+    public typealias Entry = RecorderWire.Entry
 
     /// What the device answered.
     public struct Answer: Sendable, Equatable {
@@ -46,8 +35,8 @@ public struct RecorderQuery: Sendable {
         public var error: String?
     }
 
-    /// The largest part accepted, bytes (the agent sends at most 64 KiB).
-    public static let maximumPartBytes = 64 * 1024 + 1024
+    /// The largest part accepted, bytes (the agent sends at most ``RecorderWire/maximumPartBytes``).
+    public static let maximumPartBytes = RecorderWire.maximumPartBytes + 1024
     /// The most parts collected for one answer.
     public static let maximumParts = 512
 
@@ -72,19 +61,13 @@ public struct RecorderQuery: Sendable {
             authority: try authority(), layout: layout, now: now)
     }
 
-    /// A fresh request id: 16 random bytes, hex.
-    static func newRequestID() -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
-    }
-
     /// Sends the query for `device`'s entries in `since…until` (unix ms) and collects the answer until it is
     /// complete or `timeout` passes. Returns nil when no part arrived in time (the device is offline or does not
     /// answer).
     /// - Throws: `WardenError.storage` when the broker cannot be reached or refuses the query.
     public func run(device: DeviceID, since: Int64, until: Int64, limit: Int, timeout: Duration) async throws -> Answer? {
-        let request = Self.newRequestID()
-        let answerTopic = "d/\(device.rawValue)/up/recorder/\(request)"
+        let request = RecorderWire.newRequestID()
+        let answerTopic = RecorderWire.answerTopic(device: device, request: request)
         let client: MQTTClient
         do {
             client = try MQTTClient(configuration)
@@ -99,8 +82,8 @@ public struct RecorderQuery: Sendable {
             throw WardenError.policy(
                 "the broker refused \(configuration.clientID) the subscription to \(answerTopic) (reason \(granted)); regenerate the broker setup with 'warden broker config'")
         }
-        let query = #"{"request":"\#(request)","since":\#(since),"until":\#(until),"limit":\#(limit)}"#
-        let code = try await client.publish(MQTTMessage(topic: "d/\(device.rawValue)/down/recorder/query", payload: Array(query.utf8), qos: 1))
+        let query = RecorderWire.Query(request: request, since: since, until: until, limit: limit)
+        let code = try await client.publish(MQTTMessage(topic: RecorderWire.queryTopic(device: device), payload: query.encoded(), qos: 1))
         guard code < 0x80 else {
             throw WardenError.policy("the broker refused the recorder query for \(device) (PUBACK \(code))")
         }
@@ -137,20 +120,10 @@ public struct RecorderQuery: Sendable {
             self.limit = limit
         }
 
-        struct Part: Decodable {
-            var request: String
-            var part: Int
-            var done: Bool
-            var entries: [Entry]?
-            var matched: Int?
-            var truncated: Bool?
-            var error: String?
-        }
-
         /// Takes one message; true when the answer is complete.
         func accept(_ message: MQTTMessage) -> Bool {
             guard message.topic == topic, message.payload.count <= RecorderQuery.maximumPartBytes,
-                let part = try? JSONDecoder().decode(Part.self, from: Data(message.payload)),
+                let part = try? JSONDecoder().decode(RecorderWire.Part.self, from: Data(message.payload)),
                 part.request == request, (0..<RecorderQuery.maximumParts).contains(part.part), parts[part.part] == nil
             else { return false }
             let kept = parts.values.reduce(0) { $0 + $1.count }

@@ -2,6 +2,7 @@
 import Foundation
 import Synchronization
 import Testing
+import WardenCore
 import WardenTestSupport
 
 /// The flight recorder's ring on disk: bound, wrap-around, torn tails, time-range queries, disk failures, and the
@@ -171,12 +172,12 @@ struct RecorderTests {
 
     @Test("queries are parsed strictly: bad JSON, bad request ids, non-integers, reversed ranges, bad limits and unknown fields are refused")
     func queryParsing() throws {
-        let good = try RecorderFeature.parse(Array(#"{"request":"r-1_A","since":5,"until":9,"limit":3}"#.utf8))
-        #expect(good == RecorderFeature.Query(request: "r-1_A", since: 5, until: 9, limit: 3))
-        let defaults = try RecorderFeature.parse(Array(#"{"request":"abc"}"#.utf8))
-        #expect(defaults == RecorderFeature.Query(request: "abc", since: .min, until: .max, limit: RecorderFeature.defaultLimit))
-        func refused(_ text: String) -> RecorderFeature.QueryError? {
-            do { _ = try RecorderFeature.parse(Array(text.utf8)); return nil } catch { return error }
+        let good = try RecorderWire.Query.parse(Array(#"{"request":"r-1_A","since":5,"until":9,"limit":3}"#.utf8))
+        #expect(good == RecorderWire.Query(request: "r-1_A", since: 5, until: 9, limit: 3))
+        let defaults = try RecorderWire.Query.parse(Array(#"{"request":"abc"}"#.utf8))
+        #expect(defaults == RecorderWire.Query(request: "abc", since: .min, until: .max, limit: RecorderWire.defaultLimit))
+        func refused(_ text: String) -> RecorderWire.QueryError? {
+            do { _ = try RecorderWire.Query.parse(Array(text.utf8)); return nil } catch { return error }
         }
         #expect(refused("not json")?.request == nil)
         #expect(refused("[1,2]")?.request == nil)
@@ -192,7 +193,7 @@ struct RecorderTests {
         #expect(refused(#"{"request":"r","limit":10001}"#)?.reason.contains("limit") == true)
         #expect(refused(##"{"request":"r","topic":"#"}"##)?.reason.contains("unknown") == true)
         #expect(refused("{\"request\":\"r\",\"pad\":\"" + String(repeating: "x", count: 5000) + "\"}")?.request == nil, "oversized")
-        let error = try JSONSerialization.jsonObject(with: Data(RecorderFeature.errorPart(request: "r", reason: #"bad "quote""#))) as? [String: Any]
+        let error = try JSONSerialization.jsonObject(with: Data(RecorderWire.errorPart(request: "r", reason: #"bad "quote""#))) as? [String: Any]
         #expect(error?["done"] as? Bool == true && error?["error"] as? String == #"bad "quote""#)
     }
 
@@ -205,7 +206,7 @@ struct RecorderTests {
         #expect(parts.count > 3)
         var seen: [UInt64] = []
         for (index, part) in parts.enumerated() {
-            #expect(part.count <= RecorderFeature.maximumPartBytes)
+            #expect(part.count <= RecorderWire.maximumPartBytes)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(part)) as? [String: Any])
             #expect(object["request"] as? String == "q1")
             #expect(object["part"] as? Int == index)

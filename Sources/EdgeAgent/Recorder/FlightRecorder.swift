@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import WardenCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -53,7 +54,7 @@ public final class FlightRecorder: Sendable {
     /// The name of the recorder in the health board.
     public static let healthName = "recorder"
     /// The largest number of entries one query returns.
-    public static let maximumQueryLimit = 10_000
+    public static let maximumQueryLimit = RecorderWire.maximumLimit
 
     /// The recorder's directory inside the agent's state directory.
     public static func directory(state: String) -> String { state + "/recorder" }
