@@ -11,6 +11,7 @@
 # Usage: scripts/bench-agent.sh       (see docs/PERFORMANCE.md, "## Edge agent")
 # Environment: AGENTS=50 SIZE_MIB=8 RECORDS=20000 KEEP_WORK=1 WARDEN_BIN_DIR=dir-with-a-release-warden
 #              AGENT_BIN=a-release-warden-agent (default: built like `make agent`)  TELEMETRY_ONLY=1 (skip (2))
+#              RSS_DETAIL=1 (print the steady agent's resident set by mapping on stderr)
 # Needs: swift, python3, mosquitto + mosquitto-clients, openssl. Runtime: 3–6 minutes after the release build.
 set -euo pipefail
 
@@ -125,6 +126,22 @@ for _ in $(seq 120); do samples+=("$(rss_kib "$spid")"); sleep 0.5; done
 pss_steady=$(awk '/^Pss:/ {print $2}' "/proc/$spid/smaps_rollup")
 uss_steady=$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$spid/smaps_rollup")
 curl_loaded=$(grep -c libcurl "/proc/$spid/maps" || true)
+if [[ -n "${RSS_DETAIL:-}" ]]; then # the steady agent's resident set by mapping (file name or [anon]), largest first
+    python3 - "$spid" >&2 <<'PY'
+import collections, re, sys
+rss, dirty, name = collections.Counter(), collections.Counter(), None
+for line in open(f"/proc/{sys.argv[1]}/smaps"):
+    if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+        fields = line.split()
+        name = fields[5].split("/")[-1] if len(fields) > 5 else "[anon]"
+    elif line.startswith("Rss:"):
+        rss[name] += int(line.split()[1])
+    elif line.startswith("Private_Dirty:"):
+        dirty[name] += int(line.split()[1])
+for name, kib in rss.most_common(15):
+    print(f"{kib:8d} KiB resident {dirty[name]:6d} KiB private dirty  {name}")
+PY
+fi
 scpu0=$(cpu_s "$spid"); sn0=$(records_of tele-1); sleep 10; scpu1=$(cpu_s "$spid"); sn1=$(records_of tele-1)
 stop "$spid"
 rss_steady=$(printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')

@@ -66,6 +66,7 @@ extension WardenAgent {
         var configTrialSeconds: Double = 60
 
         func run() async throws {
+            WorkingSet.limitMallocArenas(2)
             var stderr = StandardError()
             let store = ConfigStore(state: AgentState(directory: state))
             let startup: ConfigStore.Startup

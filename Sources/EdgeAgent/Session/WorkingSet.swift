@@ -52,6 +52,9 @@ public enum WorkingSet {
             for range in ranges {
                 guard let start = UnsafeMutableRawPointer(bitPattern: range.lowerBound) else { continue }
                 if madvise(start, range.count, pageOut) == 0 { advised += range.count } else { refused += 1 }
+                // No read-around when a dropped page is needed again: read back that page only, not its 128 KiB
+                // neighbourhood (which fault-around would then map too).
+                _ = madvise(start, range.count, MADV_RANDOM)
             }
         }
         _ = mallocTrim?(0)
@@ -76,6 +79,17 @@ public enum WorkingSet {
             }
             delay = interval
         }
+    }
+
+    /// Caps glibc's malloc arenas at `count` (`mallopt(M_ARENA_MAX)`); call first thing, before threads allocate.
+    /// glibc otherwise gives each thread that meets contention an arena of its own (up to 8 per core), each holding
+    /// its own free memory; the agent allocates little and rarely in parallel. Returns false where there is no
+    /// such knob (not glibc).
+    @discardableResult
+    public static func limitMallocArenas(_ count: Int32) -> Bool {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return false }
+        let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+        return mallopt(-8 /* M_ARENA_MAX */, count) == 1
     }
 
     /// glibc's `malloc_trim`, looked up at run time: Glibc's Swift module leaves out <malloc.h>, and other C
