@@ -13,7 +13,7 @@ import PackageDescription
 // ArgumentParser is the one exception: each executable has its own thin command-tree module
 // (WardenCLI, EdgeAgentCLI), because the agent must never link the authority's CLI.
 //   warden-agent (exe) -> EdgeAgentCLI -> EdgeAgent -> EdgeCore, WardenUpdate, WardenPKI, WardenCore, WardenMQTT, WardenHTTPClient
-//   WardenHTTPClient -> CCurl (libcurl): the agent's HTTPS client (private CA trust, client certificates).
+//   WardenHTTPClient -> CCurl (libcurl, opened with dlopen on first use): the agent's HTTPS client (private CA trust, client certificates).
 // EdgeAgent (the agent runtime: identity, TUF client, config verification, MQTT session) never depends on WardenStore,
 // WardenAuthority, WardenBroker, WardenServer or WardenCLI: the agent must not link the authority.
 
