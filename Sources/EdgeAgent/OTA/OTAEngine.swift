@@ -288,6 +288,25 @@ final class OTAEngine: @unchecked Sendable {
 
     func destination(_ resolved: OTAJob.Resolved) -> String { downloadDirectory + "/" + Digest.hex(resolved.block.sha256) }
 
+    /// Removes every entry of `directory` except the download files of the image `keeping` (its hex SHA-256: the
+    /// image, `.part` and `.state`). A device on small flash must not collect the partial downloads of assignments
+    /// that were replaced (aborted rollouts, newer releases). Returns how many files and bytes went.
+    static func pruneDownloads(in directory: String, keeping: String) -> (files: Int, bytes: Int) {
+        let kept: Set<String> = [keeping, keeping + ".part", keeping + ".state"]
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return (0, 0) }
+        var files = 0
+        var bytes = 0
+        for name in names where !kept.contains(name) {
+            let path = directory + "/" + name
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            if (try? FileManager.default.removeItem(atPath: path)) != nil {
+                files += 1
+                bytes += size
+            }
+        }
+        return (files, bytes)
+    }
+
     func removeDownloadFiles(_ job: OTAJob) {
         guard let resolved = job.resolved else { return }
         let path = destination(resolved)
@@ -411,6 +430,9 @@ final class OTAEngine: @unchecked Sendable {
             }
             do {
                 try SecureFile.ensureDirectory(downloadDirectory)
+                // Only one download is ever resumed: what an earlier, replaced assignment left behind goes.
+                let pruned = Self.pruneDownloads(in: downloadDirectory, keeping: Digest.hex(resolved.block.sha256))
+                if pruned.files > 0 { log("discarded \(pruned.files) file(s), \(pruned.bytes) bytes, of replaced downloads") }
                 let opened = try BlockDownload(target: resolved.block, destination: path, checkpointInterval: 16)
                 download = opened
                 flow = Flow()
