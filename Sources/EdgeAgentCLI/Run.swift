@@ -170,6 +170,7 @@ extension WardenAgent {
             // Sessions run one after another: a config delivered over MQTT restarts the session with it, and is
             // committed once it connected or reverted after --config-trial-seconds.
             let updates = ConfigUpdates(store: store, startup: startup, health: health, log: log)
+            control.observeConnectionFailures(updates.connectionFailed)
             let loop = ConfigRunLoop(updates: updates, trialTimeout: configTrialSeconds) { request in
                 AgentSession(
                     settings: try settings(for: request.config, restart: request.restart), features: resident + [request.feature],

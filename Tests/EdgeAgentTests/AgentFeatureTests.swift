@@ -1,5 +1,6 @@
-import EdgeAgent
+@testable import EdgeAgent
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("agent features: topic routing, health board, session control")
@@ -48,6 +49,16 @@ struct AgentFeatureTests {
         control.tryIdentity(.init(certFile: "next.crt", keyFile: "next.key")) { outcomes.add($0) }
         #expect(control.epoch == e0 + 2)
         #expect(outcomes.values.isEmpty)
+        #expect(control.identity(default: ("a.crt", "a.key")).certFile == "next.crt")
+
+        // Every failed attempt reaches the failure observers; the staged identity's outcome is reported once.
+        let failures = Mutex<[String]>([])
+        control.observeConnectionFailures { error in failures.withLock { $0.append(error) } }
+        control.connectFailed(identity: .init(certFile: "next.crt", keyFile: "next.key"), error: "TLS alert")
+        control.connectFailed(identity: .init(certFile: "a.crt", keyFile: "a.key"), error: "refused")
+        #expect(outcomes.values == [.failed("TLS alert")])
+        #expect(failures.withLock { $0 } == ["TLS alert", "refused"])
+        #expect(control.identity(default: ("a.crt", "a.key")).certFile == "a.crt", "back to the configured identity")
     }
 }
 

@@ -212,6 +212,9 @@ struct ConfigOverMQTTTests {
         let tryStarted = Date()
         #expect(fleet.exists("config.staged.json") && fleet.version("config.staged.json") == 3)
         #expect(AgentSessionTests.waitUntil(timeout: 15) { fleet.log("agent.log").contains("config: version 3 reverted") }, "\(fleet.log("agent.log"))")
+        // The reason names the trial's last connection error (from SessionControl, not from parsing log lines).
+        #expect(fleet.log("agent.log").split(separator: "\n").contains { $0.contains("config: version 3 reverted") && $0.contains("(last error: ") },
+            "\(fleet.log("agent.log"))")
         #expect(Date().timeIntervalSince(tryStarted) < 8, "reverted within the deadline (4 s) plus a poll")
         #expect(fleet.log("agent.log").contains("did not connect within 4 s"))
         #expect(AgentSessionTests.waitUntil(timeout: 15) { fleet.sessions("agent.log") == 3 }, "reconnected with the old config: \(fleet.log("agent.log"))")

@@ -74,11 +74,10 @@ public final class ConfigUpdates: Sendable {
         state.withLock { $0.connected = version }
     }
 
-    /// Notes a session log line; connection failures become the reason of a failed trial.
-    func observe(_ line: String) {
-        if line.hasPrefix("connection failed: ") {
-            state.withLock { $0.lastFailure = String(line.dropFirst("connection failed: ".count).prefix(160)) }
-        }
+    /// Notes a failed connection attempt: the last one becomes part of the reason of a reverted trial. Wire it to
+    /// ``SessionControl/observeConnectionFailures(_:)``.
+    public func connectionFailed(_ error: String) {
+        state.withLock { $0.lastFailure = String(error.prefix(160)) }
     }
 
     /// The config the next session runs: a waiting newer one becomes the trial.
@@ -145,7 +144,7 @@ public struct ConfigRunLoop: Sendable {
         public var feature: ConfigFeature
         /// False for the agent's first session (which may spread its first connection), true for restarts.
         public var restart: Bool
-        /// The log the session must use (it also feeds the trial's failure reason).
+        /// The log the session must use.
         public var log: @Sendable (String) -> Void
     }
 
@@ -166,10 +165,7 @@ public struct ConfigRunLoop: Sendable {
     /// Runs sessions until the calling task is cancelled.
     public func run() async {
         let updates = self.updates
-        let log: @Sendable (String) -> Void = { line in
-            updates.observe(line)
-            updates.log(line)
-        }
+        let log = updates.log
         var restart = false
         while !Task.isCancelled {
             let (active, isTrial) = updates.nextSessionConfig()

@@ -2,8 +2,8 @@ import Foundation
 import Synchronization
 
 /// Lets the rest of the agent steer the MQTT session without owning it: ask for a fresh connection (after a config
-/// change), or try a staged identity on the next connection and learn whether it worked (certificate renewal keeps
-/// the old identity until the new one has connected).
+/// change), try a staged identity on the next connection and learn whether it worked (certificate renewal keeps
+/// the old identity until the new one has connected), or hear of every failed connection attempt.
 public final class SessionControl: Sendable {
     /// A certificate and key file pair.
     public struct Identity: Sendable, Equatable {
@@ -31,6 +31,7 @@ public final class SessionControl: Sendable {
         var epoch = 0
         var trial: Identity?
         var outcome: (@Sendable (TrialOutcome) -> Void)?
+        var failureObservers: [@Sendable (String) -> Void] = []
     }
 
     private let state = Mutex(State())
@@ -57,6 +58,12 @@ public final class SessionControl: Sendable {
         }
     }
 
+    /// Calls `observer` with the error of every failed connection attempt, whichever identity it used (the config
+    /// trial records the last one as the reason of a revert).
+    public func observeConnectionFailures(_ observer: @escaping @Sendable (String) -> Void) {
+        state.withLock { $0.failureObservers.append(observer) }
+    }
+
     /// The identity for the next attempt: the staged one under trial, else `default`.
     func identity(default fallback: (String, String)) -> Identity {
         state.withLock { $0.trial } ?? Identity(certFile: fallback.0, keyFile: fallback.1)
@@ -70,6 +77,7 @@ public final class SessionControl: Sendable {
     /// The session failed to connect with `identity`.
     func connectFailed(identity: Identity, error: String) {
         finishTrial(identity, .failed(error))
+        for observer in state.withLock({ $0.failureObservers }) { observer(error) }
     }
 
     private func finishTrial(_ identity: Identity, _ result: TrialOutcome) {
