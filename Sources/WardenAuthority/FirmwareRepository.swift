@@ -159,14 +159,7 @@ public struct FirmwareRepository: Sendable {
     /// Runs `body` holding the repository lock (flock on `tuf/.lock`).
     func locked<T>(_ body: () throws -> T) throws -> T {
         try SecureFile.ensureDirectory(tufDirectory)
-        let fd = open(tufDirectory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw WardenError.storage("cannot open the lock '\(tufDirectory)/.lock': \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw WardenError.storage("cannot lock '\(tufDirectory)/.lock': \(String(cString: strerror(errno)))") }
-        }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+        return try FileLock.withLock(tufDirectory + "/.lock", wait: nil, busy: "", body)
     }
 
     /// Writes a metadata file atomically (readable by the server: 0644).

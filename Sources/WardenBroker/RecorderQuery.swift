@@ -9,6 +9,8 @@ extension BrokerLayout {
     public var recorderCertificate: String { directory + "/recorder.crt.pem" }
     /// Its private key (mode 0600).
     public var recorderKey: String { directory + "/recorder.key.pem" }
+    /// The lock that makes `warden device timeline` queries take turns with the one recorder identity.
+    public var recorderLock: String { directory + "/recorder.lock" }
 }
 
 /// Asks one device for its flight-recorder entries over MQTT (`warden device timeline`), as the `warden-recorder`
@@ -43,9 +45,13 @@ public struct RecorderQuery: Sendable {
     /// The MQTT configuration of the `warden-recorder` identity.
     public let configuration: MQTTConfiguration
 
-    /// Creates a query client connecting with `configuration`.
-    public init(configuration: MQTTConfiguration) {
+    /// The lock file that serializes queries made with this identity (`recorder.lock` next to its key).
+    public let lockPath: String
+
+    /// Creates a query client connecting with `configuration`; queries take turns on `lockPath`.
+    public init(configuration: MQTTConfiguration, lockPath: String) {
         self.configuration = configuration
+        self.lockPath = lockPath
     }
 
     /// The configuration of `layout`'s recorder identity; issues one with `authority()` first if the setup has none
@@ -66,6 +72,12 @@ public struct RecorderQuery: Sendable {
     /// answer).
     /// - Throws: `WardenError.storage` when the broker cannot be reached or refuses the query.
     public func run(device: DeviceID, since: Int64, until: Int64, limit: Int, timeout: Duration) async throws -> Answer? {
+        // The broker takes the client id from the certificate, so two queries at once would take each other's
+        // session over: queries from this home take turns.
+        let lock = try FileLock.acquire(
+            lockPath, wait: timeout,
+            busy: "another 'warden device timeline' held the recorder identity for longer than the timeout; try again")
+        defer { lock.release() }
         let request = RecorderWire.newRequestID()
         let answerTopic = RecorderWire.answerTopic(device: device, request: request)
         let client: MQTTClient

@@ -71,6 +71,17 @@ struct TimelineTests {
             "\(events.map { "\($0.kind) \($0.subsystem) \($0.message)" })")
         #expect(events[connect].unix_ms >= Int64(started.timeIntervalSince1970 * 1000) - 1000)
 
+        // Three timelines at once share the one recorder identity (the broker takes the client id from the
+        // certificate): they take turns instead of taking each other's session over, and all three are answered.
+        let concurrent = try (0..<3).map { index in
+            try warden.start(["device", "timeline", "gw-1", "--since", "1h", "--timeout", "10", "--json"], output: fleet.dir.file("concurrent-\(index).json"))
+        }
+        for (index, process) in concurrent.enumerated() {
+            #expect(process.wait() == 0, "timeline \(index)")
+            let answer = try? JSONDecoder().decode(Output.self, from: Data(RecorderFixture.text(fleet.dir.file("concurrent-\(index).json")).utf8))
+            #expect(answer?.reachable == true && answer?.complete == true, "timeline \(index): \(RecorderFixture.text(fleet.dir.file("concurrent-\(index).json")))")
+        }
+
         // The same as text: one line per event, in time order, both sources.
         let text = try warden.run(["device", "timeline", "gw-1", "--since", "1h", "--timeout", "10"])
         #expect(text.status == 0 && text.stderr.isEmpty, "\(text.stderr)")

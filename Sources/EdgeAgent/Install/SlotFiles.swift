@@ -109,17 +109,7 @@ enum SlotFiles {
     /// `kill -9` never leaves the store locked.
     /// - Throws: ``WardenError`` `.storage` if another process holds it (after waiting up to `wait` seconds).
     static func withLock<T>(_ path: String, wait: Double = 10, _ body: () throws -> T) throws -> T {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw WardenError.storage("cannot open lock '\(path)': \(errorText())") }
-        defer { close(fd) }
-        let deadline = Date().addingTimeInterval(wait)
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
-                throw WardenError.storage("the slot store is locked by another process ('\(path)')")
-            }
-            usleep(20_000)
-        }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+        try FileLock.withLock(
+            path, wait: .milliseconds(Int64(wait * 1000)), busy: "the slot store is locked by another process ('\(path)')", body)
     }
 }

@@ -85,7 +85,7 @@ extension WardenRoot.Device {
                     throw WardenError.notFound("no broker setup is registered ('warden broker config')")
                 }
                 let configuration = try RecorderQuery.identity(layout: layout, authority: { try global.authority() }, now: now)
-                answer = try await RecorderQuery(configuration: configuration).run(
+                answer = try await RecorderQuery(configuration: configuration, lockPath: layout.recorderLock).run(
                     device: deviceID, since: Self.milliseconds(start), until: Self.milliseconds(end), limit: limit,
                     timeout: .milliseconds(Int64(timeout * 1000)))
                 if answer == nil { note = "device \(deviceID) did not answer within \(Self.seconds(timeout)) s (offline or unreachable); showing the authority's events only" }
