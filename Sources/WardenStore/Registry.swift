@@ -288,10 +288,12 @@ public final class Registry: Sendable {
                 e.serial, id, e.notBefore.timeIntervalSince1970, e.notAfter.timeIntervalSince1970, stamp,
                 e.publicKeyFingerprint, e.sha256, Data(e.der),
             ])
-        try appendAudit(
-            db: db, actor: actor, action: "device.enroll", deviceID: id,
+        // The chunk's writer keeps the chain head in memory: one head update per transaction, not per row.
+        let notAfter = audit.timeString(e.notAfter)
+        try audit.append(
+            db, actor: actor, action: "device.enroll", deviceID: id,
             details: [
-                "serial": e.serial, "groups": groups.joined(separator: ","), "not_after": AuditTime.string(e.notAfter),
+                "serial": e.serial, "groups": groups.joined(separator: ","), "not_after": notAfter,
                 "public_key": e.publicKeyFingerprint,
             ], now: now)
         return .enrolled
@@ -419,6 +421,8 @@ struct AuditWriter {
     var seq: Int64
     var previous: String
     var dirty = false
+    /// The last two times formatted: a batch formats the same `now` and the same `not_after` for every event.
+    var formatted: [(Date, String)] = []
 
     /// Reads the current head.
     init(_ db: Database) throws {
@@ -432,7 +436,7 @@ struct AuditWriter {
         _ db: Database, actor: String, action: String, deviceID: String?, details: [String: String], now: Date
     ) throws {
         var event = AuditEvent(
-            seq: seq + 1, timestamp: AuditTime.string(now), actor: actor, action: action, deviceID: deviceID,
+            seq: seq + 1, timestamp: timeString(now), actor: actor, action: action, deviceID: deviceID,
             details: CanonicalJSON.encode(details), previousHash: previous, hash: "")
         event.hash = event.expectedHash
         try db.cachedStatement(
@@ -446,6 +450,15 @@ struct AuditWriter {
         seq = event.seq
         previous = event.hash
         dirty = true
+    }
+
+    /// ``AuditTime/string(_:)``, remembering the last two results.
+    mutating func timeString(_ date: Date) -> String {
+        if let hit = formatted.first(where: { $0.0 == date }) { return hit.1 }
+        let text = AuditTime.string(date)
+        if formatted.count == 2 { formatted.removeFirst() }
+        formatted.append((date, text))
+        return text
     }
 
     /// Records the new head.
