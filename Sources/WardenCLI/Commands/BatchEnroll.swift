@@ -17,7 +17,7 @@ struct BatchEnroll {
         let rows = try Authority.parseBatch(
             try SecureFile.read(file, limit: Authority.maximumBatchFileSize, what: "batch file"), source: file)
         if let outDir { try SecureFile.ensureDirectory(outDir, mode: 0o755) }
-        let authority = try global.authority()
+        let passphrase = try global.passphrase()
 
         let reportHandle: FileHandle
         var reportTemporary: String?
@@ -31,28 +31,36 @@ struct BatchEnroll {
         } else {
             reportHandle = FileHandle.standardOutput
         }
-        reportHandle.write(Data("line,id,status,detail\n".utf8))
+        var lines = "line,id,status,detail\n"
 
         var counts: [BatchRowResult.Status: Int] = [:]
         var done = 0
         let progress = Console.stderrIsTerminal
         let started = Date()
-        try authority.enrollBatch(
-            rows, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, validity: validity, now: Date()
-        ) { results in
-            var lines = ""
-            for result in results {
-                counts[result.status, default: 0] += 1
-                if let issued = result.issued, let outDir {
-                    // The registry (already committed) is the durable record; the chain file is a convenience copy.
-                    try SecureFile.writeAtomically(
-                        Array(issued.chainPEM.utf8), to: "\(outDir)/\(issued.deviceID).crt.pem", durable: false)
+        do {
+            // The issuing key is unlocked while the first CSRs are already being checked (see Authority.enrollBatch).
+            try Authority.enrollBatch(
+                home: global.wardenHome, passphrase: passphrase, actor: global.actor, rows: rows,
+                jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, validity: validity, now: Date()
+            ) { results in
+                for result in results {
+                    counts[result.status, default: 0] += 1
+                    if let issued = result.issued, let outDir {
+                        // The registry (already committed) is the durable record; the chain file is a convenience copy.
+                        try SecureFile.writeAtomically(
+                            Array(issued.chainPEM.utf8), to: "\(outDir)/\(issued.deviceID).crt.pem", durable: false)
+                    }
+                    lines += "\(result.row.line),\(Self.csvField(result.row.id)),\(result.status.rawValue),\(Self.csvField(result.detail))\n"
                 }
-                lines += "\(result.row.line),\(Self.csvField(result.row.id)),\(result.status.rawValue),\(Self.csvField(result.detail))\n"
+                reportHandle.write(Data(lines.utf8))
+                lines = ""
+                done += results.count
+                if progress { Console.progress(Self.bar(done: done, total: rows.count, started: started)) }
             }
-            reportHandle.write(Data(lines.utf8))
-            done += results.count
-            if progress { Console.progress(Self.bar(done: done, total: rows.count, started: started)) }
+        } catch {
+            // Nothing half-written: a staged report of a batch that stopped (wrong passphrase, storage error) goes away.
+            if let reportTemporary { SecureFile.discard(staged: reportTemporary) }
+            throw error
         }
         if progress { Console.progress("\n") }
         if let reportTemporary, let report {
