@@ -87,31 +87,36 @@ extension Authority {
         return String(text[start..<end])
     }
 
-    /// Opens the authority of `home` and enrolls `rows` like ``enrollBatch(_:jobs:validity:now:chunkSize:onChunk:)``,
-    /// taking the unlocking of the issuing key off the critical path: while one thread decrypts the key (PBKDF2 with
-    /// a deliberately high iteration count) and the registry is opened, `jobs` threads already read and check CSRs,
-    /// which needs no private key. Signing starts as soon as the key is ready.
+    /// Opens the authority of `home` and enrolls the rows that `rows` returns, like
+    /// ``enrollBatch(_:jobs:validity:now:chunkSize:onChunk:)``, with the unlocking of the issuing key off the critical
+    /// path: the key is decrypted (PBKDF2 with a deliberately high iteration count) on its own thread while `rows` runs
+    /// (e.g. parses the batch file), the registry is opened and `jobs - 1` threads (at least one) already read and check
+    /// CSRs, which needs no private key. Signing starts as soon as the key is ready.
     ///
-    /// - Throws: the errors of ``open(home:passphrase:actor:)`` (nothing is written then), and storage errors.
+    /// - Throws: what `rows` throws, then the errors of ``open(home:passphrase:actor:)`` (nothing is written in either
+    ///   case), then storage errors.
     public static func enrollBatch(
-        home: WardenHome, passphrase: [UInt8], actor: String, rows: [BatchRow], jobs: Int, validity: WardenDuration?,
-        now: Date, chunkSize: Int = 256, onChunk: ([BatchRowResult]) throws -> Void
+        home: WardenHome, passphrase: [UInt8], actor: String, rows: () throws -> [BatchRow], jobs: Int,
+        validity: WardenDuration?, now: Date, chunkSize: Int = 256, onChunk: ([BatchRowResult]) throws -> Void
     ) throws {
-        let locked = try CertificateAuthority.Locked.load(layout: home.ca)
+        let unlock = IssuingKeyUnlock(layout: home.ca, passphrase: passphrase)
+        let rows = try rows()
+        let locked = try unlock.lockedAuthority()
         let pipeline = BatchPipeline(rows: rows, chunkSize: chunkSize)
-        let unlocking = BatchPipeline.spawn(1) { _ in
-            let result = Result { try locked.unlock(passphrase: passphrase) }
-            pipeline.unlocked.withLock { $0 = result }
-            pipeline.keyReady.store(true, ordering: .releasing)
+        // One core decrypts the key; the others check CSRs meanwhile (more checkers would only slow the key down).
+        let checking = BatchPipeline.spawn(max(1, jobs - 1)) { _ in
+            pipeline.check(until: { unlock.isFinished }) { row in check(row, validate: locked.validateCSR) }
         }
-        let checking = BatchPipeline.spawn(max(1, jobs)) { _ in
-            pipeline.checkUntilKeyReady { row in check(row, validate: locked.validateCSR) }
-        }
-        let registry = Result { try Registry(path: home.registryPath) }
-        unlocking.wait()
+        // An existing registry is opened meanwhile; a new one is only created once the key proved the passphrase right.
+        let existing = SecureFile.mode(of: home.registryPath) != nil
+        var registry = Result { try existing ? Registry(path: home.registryPath) : nil }
+        let ca = Result { try unlock.authority() }
+        if case .failure = ca { pipeline.cancelled.store(true, ordering: .relaxed) }
+        if case .failure = registry { pipeline.cancelled.store(true, ordering: .relaxed) }
         checking.wait()
-        let ca = try pipeline.unlocked.withLock { $0! }.get()
-        let authority = Authority(home: home, registry: try registry.get(), ca: ca, actor: actor)
+        let unlocked = try ca.get()
+        if !existing { registry = Result { try Registry(path: home.registryPath) } }
+        let authority = Authority(home: home, registry: try registry.get()!, ca: unlocked, actor: actor)
         try authority.run(pipeline, jobs: jobs, validity: validity, now: now, onChunk: onChunk)
     }
 
@@ -128,26 +133,29 @@ extension Authority {
         try run(BatchPipeline(rows: rows, chunkSize: chunkSize), jobs: jobs, validity: validity, now: now, onChunk: onChunk)
     }
 
-    /// The signing phase: `jobs` threads finish rows in file order (checking the ones the first phase did not reach)
-    /// while this thread records each chunk as soon as all its rows are signed, then reports it.
+    /// The signing phase, on `jobs` threads in all: `jobs - 1` workers finish rows in file order (checking the ones the
+    /// first phase did not reach) while this thread records each chunk in one transaction as soon as all its rows are
+    /// signed, then reports it; while it waits for a chunk, this thread finishes rows too.
     func run(
         _ pipeline: BatchPipeline, jobs: Int, validity: WardenDuration?, now: Date, onChunk: ([BatchRowResult]) throws -> Void
     ) throws {
         guard pipeline.chunkCount > 0 else { return }
+        let ca = self.ca
         // One template for the whole batch: every certificate has the same validity. If the validity is refused, every
         // row that passed its checks is refused with that reason.
-        let ca = self.ca
         let template = Result { try ca.deviceTemplate(validity: validity, now: now) }
-        let workers = BatchPipeline.spawn(max(1, jobs)) { _ in
-            pipeline.finishRows { row, checked in
-                Self.finish(row, checked: checked ?? Self.check(row, validate: ca.validateCSR), ca: ca, template: template)
-            }
+        let finish: @Sendable (BatchRow, BatchPipeline.Checked?) -> BatchRowResult = { row, checked in
+            Self.finish(row, checked: checked ?? Self.check(row, validate: ca.validateCSR), ca: ca, template: template)
+        }
+        let workers = BatchPipeline.spawn(max(0, jobs - 1)) { _ in
+            while pipeline.finishOne(finish) {}
         }
         defer {
             pipeline.cancelled.store(true, ordering: .relaxed)
             workers.wait()
         }
         for chunk in 0..<pipeline.chunkCount {
+            while !pipeline.isComplete(chunk), pipeline.finishOne(finish) {}
             var results = pipeline.awaitChunk(chunk)
             try record(&results, validity: validity, now: now)
             try onChunk(results)

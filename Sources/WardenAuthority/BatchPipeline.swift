@@ -10,7 +10,8 @@ import WardenStore
 /// order.
 ///
 /// Two phases: while the issuing key is still being unlocked (PBKDF2), workers only read and check CSRs, which needs
-/// no private key; once the key is ready, workers sign the rows checked so far and then check and sign the rest.
+/// no private key; once the key is ready, workers sign the rows checked so far and then check and sign the rest, and
+/// the recording thread helps them whenever it waits for a chunk.
 final class BatchPipeline: @unchecked Sendable {
     // @unchecked: `checked` and `results` are written by exactly one worker per index (the one that claimed it
     // through an atomic counter) and read only after the synchronization that ends that phase or that chunk (a
@@ -33,16 +34,12 @@ final class BatchPipeline: @unchecked Sendable {
     let nextToCheck = Atomic<Int>(0)
     /// Next row for the second phase to finish.
     let nextToSign = Atomic<Int>(0)
-    /// Set once the issuing key is unlocked (or failed to unlock): the first phase stops claiming rows.
-    let keyReady = Atomic<Bool>(false)
     /// Set when the batch stops early (a storage error): workers stop claiming rows.
     let cancelled = Atomic<Bool>(false)
     /// Rows still unfinished in each chunk.
     let remaining: Mutex<[Int]>
     /// Signalled once when a chunk's last row is finished.
     let chunkDone: [DispatchSemaphore]
-    /// The unlocked issuing CA (or why it could not be unlocked), handed from the unlocking thread.
-    let unlocked = Mutex<Result<CertificateAuthority, any Error>?>(nil)
 
     init(rows: [BatchRow], chunkSize: Int) {
         self.rows = rows
@@ -98,9 +95,9 @@ final class BatchPipeline: @unchecked Sendable {
         return group
     }
 
-    /// First phase, run by each worker: checks rows until the key is ready or every row is checked.
-    func checkUntilKeyReady(_ check: (BatchRow) -> Checked) {
-        while !keyReady.load(ordering: .acquiring) && !cancelled.load(ordering: .relaxed) {
+    /// First phase, run by each worker: checks rows until `stop()` (the key is ready) or every row is checked.
+    func check(until stop: () -> Bool, _ check: (BatchRow) -> Checked) {
+        while !stop() && !cancelled.load(ordering: .relaxed) {
             let index = nextToCheck.wrappingAdd(1, ordering: .relaxed).oldValue
             guard index < rows.count else { return }
             checked[index] = check(rows[index])
@@ -110,22 +107,27 @@ final class BatchPipeline: @unchecked Sendable {
     /// Rows the first phase claimed (all checked once every first-phase worker has returned).
     var checkedCount: Int { min(nextToCheck.load(ordering: .acquiring), rows.count) }
 
-    /// Second phase, run by each worker: finishes rows in file order until none is left.
+    /// Second phase: claims the next row in file order and finishes it. Only call once the first phase is over.
     /// - Parameter finish: turns a row (and its first-phase result, if any) into its final result.
-    func finishRows(_ finish: (BatchRow, Checked?) -> BatchRowResult) {
-        let firstUnchecked = checkedCount
-        while !cancelled.load(ordering: .relaxed) {
-            let index = nextToSign.wrappingAdd(1, ordering: .relaxed).oldValue
-            guard index < rows.count else { return }
-            results[index] = finish(rows[index], index < firstUnchecked ? checked[index] : nil)
-            checked[index] = nil
-            let chunk = chunk(of: index)
-            let complete = remaining.withLock { counts in
-                counts[chunk] -= 1
-                return counts[chunk] == 0
-            }
-            if complete { chunkDone[chunk].signal() }
+    /// - Returns: false when no row is left (or the batch was cancelled).
+    func finishOne(_ finish: (BatchRow, Checked?) -> BatchRowResult) -> Bool {
+        guard !cancelled.load(ordering: .relaxed) else { return false }
+        let index = nextToSign.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard index < rows.count else { return false }
+        results[index] = finish(rows[index], index < checkedCount ? checked[index] : nil)
+        checked[index] = nil
+        let chunk = chunk(of: index)
+        let complete = remaining.withLock { counts in
+            counts[chunk] -= 1
+            return counts[chunk] == 0
         }
+        if complete { chunkDone[chunk].signal() }
+        return true
+    }
+
+    /// Whether every row of chunk `chunk` is finished.
+    func isComplete(_ chunk: Int) -> Bool {
+        remaining.withLock { $0[chunk] == 0 }
     }
 
     /// Index of the chunk holding row `index`.
