@@ -55,11 +55,9 @@ extension Authority {
         var rows: [BatchRow] = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = trimmingWhitespace(line)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-            let fields = trimmed.split(separator: ",", omittingEmptySubsequences: false).map {
-                $0.trimmingCharacters(in: .whitespaces)
-            }
+            let fields = trimmed.split(separator: ",", omittingEmptySubsequences: false).map(trimmingWhitespace)
             if rows.isEmpty && index == 0 && fields.first == "id" && fields.count >= 2 && fields[1] == "csr_path" { continue }
             guard (2...3).contains(fields.count), !fields[0].isEmpty, !fields[1].isEmpty, !trimmed.contains("\"") else {
                 throw WardenError.badInput("batch file '\(source)' line \(index + 1): expected 'id,csr_path[,group]'")
@@ -75,6 +73,53 @@ extension Authority {
         return rows
     }
 
+    /// `text.trimmingCharacters(in: .whitespaces)`, without Foundation when both ends are ASCII (the usual case: a batch
+    /// file has thousands of lines).
+    static func trimmingWhitespace(_ text: Substring) -> String {
+        let utf8 = text.utf8
+        var start = utf8.startIndex
+        var end = utf8.endIndex
+        while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start = utf8.index(after: start) }
+        while end > start, utf8[utf8.index(before: end)] == 0x20 || utf8[utf8.index(before: end)] == 0x09 { end = utf8.index(before: end) }
+        if start < end, utf8[start] >= 0x80 || utf8[utf8.index(before: end)] >= 0x80 {
+            return text.trimmingCharacters(in: .whitespaces)
+        }
+        return String(text[start..<end])
+    }
+
+    /// Opens the authority of `home` and enrolls the rows that `rows` returns, like
+    /// ``enrollBatch(_:jobs:validity:now:chunkSize:onChunk:)``, with the unlocking of the issuing key off the critical
+    /// path: the key is decrypted (PBKDF2 with a deliberately high iteration count) on its own thread while `rows` runs
+    /// (e.g. parses the batch file), the registry is opened and `jobs - 1` threads (at least one) already read and check
+    /// CSRs, which needs no private key. Signing starts as soon as the key is ready.
+    ///
+    /// - Throws: what `rows` throws, then the errors of ``open(home:passphrase:actor:)`` (nothing is written in either
+    ///   case), then storage errors.
+    public static func enrollBatch(
+        home: WardenHome, passphrase: [UInt8], actor: String, rows: () throws -> [BatchRow], jobs: Int,
+        validity: WardenDuration?, now: Date, chunkSize: Int = 256, onChunk: ([BatchRowResult]) throws -> Void
+    ) throws {
+        let unlock = IssuingKeyUnlock(layout: home.ca, passphrase: passphrase)
+        let rows = try rows()
+        let locked = try unlock.lockedAuthority()
+        let pipeline = BatchPipeline(rows: rows, chunkSize: chunkSize)
+        // One core decrypts the key; the others check CSRs meanwhile (more checkers would only slow the key down).
+        let checking = BatchPipeline.spawn(max(1, jobs - 1)) { _ in
+            pipeline.check(until: { unlock.isFinished }) { row in check(row, validate: locked.validateCSR) }
+        }
+        // An existing registry is opened meanwhile; a new one is only created once the key proved the passphrase right.
+        let existing = SecureFile.mode(of: home.registryPath) != nil
+        var registry = Result { try existing ? Registry(path: home.registryPath) : nil }
+        let ca = Result { try unlock.authority() }
+        if case .failure = ca { pipeline.cancelled.store(true, ordering: .relaxed) }
+        if case .failure = registry { pipeline.cancelled.store(true, ordering: .relaxed) }
+        checking.wait()
+        let unlocked = try ca.get()
+        if !existing { registry = Result { try Registry(path: home.registryPath) } }
+        let authority = Authority(home: home, registry: try registry.get()!, ca: unlocked, actor: actor)
+        try authority.run(pipeline, jobs: jobs, validity: validity, now: now, onChunk: onChunk)
+    }
+
     /// Enrolls `rows`, validating and signing on `jobs` threads and recording each chunk of rows in one
     /// durable transaction. `onChunk` runs after every commit with that chunk's results, in file order:
     /// a row reported as enrolled is already durable.
@@ -85,59 +130,73 @@ extension Authority {
         _ rows: [BatchRow], jobs: Int, validity: WardenDuration?, now: Date, chunkSize: Int = 256,
         onChunk: ([BatchRowResult]) throws -> Void
     ) throws {
-        let jobs = max(1, jobs)
-        let chunks = stride(from: 0, to: rows.count, by: chunkSize).map { Array(rows[$0..<min($0 + chunkSize, rows.count)]) }
-        guard !chunks.isEmpty else { return }
-        // Pipeline: while chunk i is committed (serial, waits on fsync) and reported, chunk i+1 is already being
-        // validated and signed on the worker threads.
-        var current = prepare(chunks[0], jobs: jobs, validity: validity, now: now)
-        for index in chunks.indices {
-            let upcoming = Mutex<[BatchRowResult]?>(nil)
-            let group = DispatchGroup()
-            if index + 1 < chunks.count {
-                let chunk = chunks[index + 1]
-                DispatchQueue.global().async(group: group) {
-                    let prepared = self.prepare(chunk, jobs: jobs, validity: validity, now: now)
-                    upcoming.withLock { $0 = prepared }
-                }
-            }
-            defer { group.wait() }
-            try record(&current, validity: validity, now: now)
-            try onChunk(current)
-            group.wait()
-            current = upcoming.withLock { $0 } ?? []
-        }
+        try run(BatchPipeline(rows: rows, chunkSize: chunkSize), jobs: jobs, validity: validity, now: now, onChunk: onChunk)
     }
 
-    /// Reads, validates and signs a chunk in parallel. Pure CPU and file reads; nothing is recorded.
-    func prepare(_ chunk: [BatchRow], jobs: Int, validity: WardenDuration?, now: Date) -> [BatchRowResult] {
-        let collected = Mutex<[(Int, BatchRowResult)]>([])
+    /// The signing phase, on `jobs` threads in all: `jobs - 1` workers finish rows in file order (checking the ones the
+    /// first phase did not reach) while this thread records each chunk in one transaction as soon as all its rows are
+    /// signed, then reports it; while it waits for a chunk, this thread finishes rows too.
+    func run(
+        _ pipeline: BatchPipeline, jobs: Int, validity: WardenDuration?, now: Date, onChunk: ([BatchRowResult]) throws -> Void
+    ) throws {
+        guard pipeline.chunkCount > 0 else { return }
         let ca = self.ca
-        DispatchQueue.concurrentPerform(iterations: jobs) { worker in
-            var local: [(Int, BatchRowResult)] = []
-            var index = worker
-            while index < chunk.count {
-                local.append((index, Self.prepareRow(chunk[index], ca: ca, validity: validity, now: now)))
-                index += jobs
-            }
-            collected.withLock { $0.append(contentsOf: local) }
+        // One template for the whole batch: every certificate has the same validity. If the validity is refused, every
+        // row that passed its checks is refused with that reason.
+        let template = Result { try ca.deviceTemplate(validity: validity, now: now) }
+        let finish: @Sendable (BatchRow, BatchPipeline.Checked?) -> BatchRowResult = { row, checked in
+            Self.finish(row, checked: checked ?? Self.check(row, validate: ca.validateCSR), ca: ca, template: template)
         }
-        return collected.withLock { all in all.sorted { $0.0 < $1.0 }.map(\.1) }
+        let workers = BatchPipeline.spawn(max(0, jobs - 1)) { _ in
+            while pipeline.finishOne(finish) {}
+        }
+        defer {
+            pipeline.cancelled.store(true, ordering: .relaxed)
+            workers.wait()
+        }
+        for chunk in 0..<pipeline.chunkCount {
+            while !pipeline.isComplete(chunk), pipeline.finishOne(finish) {}
+            var results = pipeline.awaitChunk(chunk)
+            try record(&results, validity: validity, now: now)
+            try onChunk(results)
+        }
     }
 
-    static func prepareRow(_ row: BatchRow, ca: CertificateAuthority, validity: WardenDuration?, now: Date) -> BatchRowResult {
+    /// Reads and checks one row's CSR. Pure CPU and a file read; needs no private key.
+    static func check(
+        _ row: BatchRow, validate: (_ csr: [UInt8], _ deviceID: DeviceID, _ source: String) throws -> ValidatedCSR
+    ) -> BatchPipeline.Checked {
         do {
             let id = try DeviceID(row.id)
             for group in row.groups { try validateGroup(group) }
             let csr = try SecureFile.read(row.csrPath, limit: CSRValidator.maximumSize, what: "CSR file")
-            let validated = try ca.validateCSR(csr, deviceID: id, source: row.csrPath)
-            let issued = try ca.issue(validated, validity: validity, now: now)
-            return BatchRowResult(row: row, status: .enrolled, detail: issued.serial, issued: issued)
-        } catch let error as WardenError {
-            return BatchRowResult(row: row, status: .refused, detail: error.message, issued: nil)
+            return .valid(try validate(csr, id, row.csrPath))
         } catch {
-            return BatchRowResult(row: row, status: .refused, detail: "\(error)", issued: nil)
+            return .refused(reason(error))
         }
+    }
+
+    /// Signs a checked row.
+    static func finish(
+        _ row: BatchRow, checked: BatchPipeline.Checked, ca: CertificateAuthority,
+        template: Result<DeviceCertificateTemplate, any Error>
+    ) -> BatchRowResult {
+        switch checked {
+        case .refused(let why):
+            return BatchRowResult(row: row, status: .refused, detail: why, issued: nil)
+        case .valid(let validated):
+            do {
+                let issued = try ca.issue(validated, template: try template.get())
+                return BatchRowResult(row: row, status: .enrolled, detail: issued.serial, issued: issued)
+            } catch {
+                return BatchRowResult(row: row, status: .refused, detail: reason(error), issued: nil)
+            }
+        }
+    }
+
+    /// The report's wording of a row's failure.
+    static func reason(_ error: any Error) -> String {
+        (error as? WardenError)?.message ?? "\(error)"
     }
 
     /// Records the signed rows of a chunk in one transaction and turns registry outcomes into row statuses.

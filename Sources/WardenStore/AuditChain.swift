@@ -24,16 +24,27 @@ public struct AuditEvent: Codable, Sendable, Equatable {
     /// SHA-256 over this event's fields and ``previousHash``.
     public var hash: String
 
-    /// The hash input: every field length-prefixed, so that no two different events share an encoding.
+    /// The hash input: every field length-prefixed, so that no two different events share an encoding:
+    /// `warden-audit-v1` then, for each field, `\n<UTF-8 length>:<UTF-8 bytes>` (a missing device id is one NUL).
     static func hashInput(
         seq: Int64, timestamp: String, actor: String, action: String, deviceID: String?, details: String,
         previousHash: String
     ) -> [UInt8] {
-        var out = Array("warden-audit-v1".utf8)
-        for field in [String(seq), timestamp, actor, action, deviceID ?? "\u{0}", details, previousHash] {
-            let bytes = Array(field.utf8)
-            out.append(contentsOf: Array("\n\(bytes.count):".utf8))
-            out.append(contentsOf: bytes)
+        let fields = [String(seq), timestamp, actor, action, deviceID ?? "\u{0}", details, previousHash]
+        var out: [UInt8] = []
+        out.reserveCapacity(15 + fields.reduce(0) { $0 + $1.utf8.count + 8 })
+        out.append(contentsOf: "warden-audit-v1".utf8)
+        for field in fields {
+            out.append(0x0A)
+            let count = field.utf8.count
+            var divisor = 1
+            while divisor * 10 <= count { divisor *= 10 }
+            while divisor > 0 {
+                out.append(0x30 + UInt8((count / divisor) % 10))
+                divisor /= 10
+            }
+            out.append(0x3A)
+            out.append(contentsOf: field.utf8)
         }
         return out
     }
@@ -82,14 +93,18 @@ enum AuditTime {
 enum CanonicalJSON {
     static func encode(_ object: [String: String]) -> String {
         var out = "{"
-        for (index, key) in object.keys.sorted().enumerated() {
-            if index > 0 { out += "," }
-            out += quote(key) + ":" + quote(object[key] ?? "")
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+            if out.utf8.count > 1 { out += "," }
+            out += quote(key)
+            out += ":"
+            out += quote(value)
         }
         return out + "}"
     }
 
     static func quote(_ text: String) -> String {
+        // Most values (serials, fingerprints, ids, timestamps) need no escaping at all.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return "\"" + text + "\"" }
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -239,25 +239,53 @@ public final class Registry: Sendable {
     public func record(_ enrollments: [Enrollment], actor: String, now: Date) throws -> [EnrollOutcome] {
         try write { db in
             var audit = try AuditWriter(db)
+            let statements = try EnrollStatements(db)
             var outcomes: [EnrollOutcome] = []
             outcomes.reserveCapacity(enrollments.count)
             for enrollment in enrollments {
-                outcomes.append(try Self.insert(enrollment, actor: actor, now: now, db: db, audit: &audit))
+                outcomes.append(try Self.insert(enrollment, actor: actor, now: now, db: db, statements: statements, audit: &audit))
             }
             try audit.finish(db)
             return outcomes
         }
     }
 
-    static func insert(_ e: Enrollment, actor: String, now: Date, db: Database, audit: inout AuditWriter) throws -> EnrollOutcome {
-        let id = e.deviceID.rawValue
-        if let existing = try Row.fetchOne(
-            db.cachedStatement(
+    /// The statements of ``insert(_:actor:now:db:audit:)``, looked up once per transaction instead of once per row
+    /// (a batch records hundreds of rows per transaction; each lookup hashes the SQL text).
+    struct EnrollStatements {
+        let existing: Statement
+        let serialTaken: Statement
+        let insertDevice: Statement
+        let insertGroup: Statement
+        let insertCertificate: Statement
+
+        init(_ db: Database) throws {
+            existing = try db.cachedStatement(
                 sql: """
                     SELECT d.status, d.current_serial, c.public_key_fingerprint FROM devices d
                     JOIN certificates c ON c.serial = d.current_serial WHERE d.id = ?
-                    """), arguments: [id])
-        {
+                    """)
+            serialTaken = try db.cachedStatement(sql: "SELECT 1 FROM certificates WHERE serial = ?")
+            insertDevice = try db.cachedStatement(
+                sql: "INSERT INTO devices (id, status, created_at, updated_at, current_serial) VALUES (?, 'active', ?, ?, ?)")
+            insertGroup = try db.cachedStatement(sql: "INSERT INTO device_groups (device_id, name) VALUES (?, ?)")
+            insertCertificate = try db.cachedStatement(
+                sql: """
+                    INSERT INTO certificates (serial, device_id, not_before, not_after, issued_at, public_key_fingerprint, sha256, der)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+        }
+    }
+
+    static func insert(_ e: Enrollment, actor: String, now: Date, db: Database, audit: inout AuditWriter) throws -> EnrollOutcome {
+        try insert(e, actor: actor, now: now, db: db, statements: EnrollStatements(db), audit: &audit)
+    }
+
+    static func insert(
+        _ e: Enrollment, actor: String, now: Date, db: Database, statements: EnrollStatements, audit: inout AuditWriter
+    ) throws -> EnrollOutcome {
+        let id = e.deviceID.rawValue
+        if let existing = try Row.fetchOne(statements.existing, arguments: [id]) {
             let status: String = existing[0]
             let serial: String = existing[1]
             let fingerprint: String = existing[2]
@@ -267,31 +295,26 @@ public final class Registry: Sendable {
             if fingerprint == e.publicKeyFingerprint { return .alreadyEnrolledWithSameKey(serial: serial) }
             return .conflict("device '\(id)' is already enrolled with a different key")
         }
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM certificates WHERE serial = ?"), arguments: [e.serial]) == true {
+        if try Bool.fetchOne(statements.serialTaken, arguments: [e.serial]) == true {
             return .serialCollision
         }
         let stamp = now.timeIntervalSince1970
-        try db.cachedStatement(
-            sql: "INSERT INTO devices (id, status, created_at, updated_at, current_serial) VALUES (?, 'active', ?, ?, ?)"
-        ).execute(arguments: [id, stamp, stamp, e.serial])
-        let groups = Array(Set(e.groups)).sorted()
+        try statements.insertDevice.execute(arguments: [id, stamp, stamp, e.serial])
+        let groups = e.groups.isEmpty ? [] : Array(Set(e.groups)).sorted()
         for group in groups {
-            try db.cachedStatement(sql: "INSERT INTO device_groups (device_id, name) VALUES (?, ?)").execute(arguments: [id, group])
+            try statements.insertGroup.execute(arguments: [id, group])
         }
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO certificates (serial, device_id, not_before, not_after, issued_at, public_key_fingerprint, sha256, der)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(
+        try statements.insertCertificate.execute(
             arguments: [
                 e.serial, id, e.notBefore.timeIntervalSince1970, e.notAfter.timeIntervalSince1970, stamp,
                 e.publicKeyFingerprint, e.sha256, Data(e.der),
             ])
-        try appendAudit(
-            db: db, actor: actor, action: "device.enroll", deviceID: id,
+        // The chunk's writer keeps the chain head in memory: one head update per transaction, not per row.
+        let notAfter = audit.timeString(e.notAfter)
+        try audit.append(
+            db, actor: actor, action: "device.enroll", deviceID: id,
             details: [
-                "serial": e.serial, "groups": groups.joined(separator: ","), "not_after": AuditTime.string(e.notAfter),
+                "serial": e.serial, "groups": groups.joined(separator: ","), "not_after": notAfter,
                 "public_key": e.publicKeyFingerprint,
             ], now: now)
         return .enrolled
@@ -419,6 +442,10 @@ struct AuditWriter {
     var seq: Int64
     var previous: String
     var dirty = false
+    /// The last two times formatted: a batch formats the same `now` and the same `not_after` for every event.
+    var formatted: [(Date, String)] = []
+    /// The INSERT statement, looked up on the first append.
+    var insertEvent: Statement?
 
     /// Reads the current head.
     init(_ db: Database) throws {
@@ -432,20 +459,31 @@ struct AuditWriter {
         _ db: Database, actor: String, action: String, deviceID: String?, details: [String: String], now: Date
     ) throws {
         var event = AuditEvent(
-            seq: seq + 1, timestamp: AuditTime.string(now), actor: actor, action: action, deviceID: deviceID,
+            seq: seq + 1, timestamp: timeString(now), actor: actor, action: action, deviceID: deviceID,
             details: CanonicalJSON.encode(details), previousHash: previous, hash: "")
         event.hash = event.expectedHash
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO audit_events (seq, ts, actor, action, device_id, details, prev_hash, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(arguments: [
+        if insertEvent == nil {
+            insertEvent = try db.cachedStatement(
+                sql: """
+                    INSERT INTO audit_events (seq, ts, actor, action, device_id, details, prev_hash, hash)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+        }
+        try insertEvent!.execute(arguments: [
             event.seq, event.timestamp, event.actor, event.action, event.deviceID, event.details, event.previousHash, event.hash,
         ])
         seq = event.seq
         previous = event.hash
         dirty = true
+    }
+
+    /// ``AuditTime/string(_:)``, remembering the last two results.
+    mutating func timeString(_ date: Date) -> String {
+        if let hit = formatted.first(where: { $0.0 == date }) { return hit.1 }
+        let text = AuditTime.string(date)
+        if formatted.count == 2 { formatted.removeFirst() }
+        formatted.append((date, text))
+        return text
     }
 
     /// Records the new head.

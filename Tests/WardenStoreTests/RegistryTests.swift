@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import WardenCore
-import WardenStore
+@testable import WardenStore
 import WardenTestSupport
 
 @Suite("registry and audit chain")
@@ -78,5 +78,22 @@ struct RegistryTests {
             }
             #expect(seq == (tamper.hasSuffix("seq = 3") ? 3 : 2), "\(tamper): \(reason)")
         }
+    }
+}
+
+@Suite("audit chain encoding")
+struct AuditEncodingTests {
+    @Test("the hash input and canonical details keep their exact bytes (known answers)")
+    func knownAnswers() {
+        let input = AuditEvent.hashInput(
+            seq: 1234, timestamp: "2026-11-25T08:00:00.123Z", actor: "cli:root", action: "device.enroll", deviceID: nil,
+            details: "{\"a\":\"é\"}", previousHash: String(repeating: "0", count: 64))
+        let expected = "warden-audit-v1\n4:1234\n24:2026-11-25T08:00:00.123Z\n8:cli:root\n13:device.enroll\n1:\u{0}\n10:{\"a\":\"é\"}\n64:"
+            + String(repeating: "0", count: 64)
+        #expect(input == Array(expected.utf8))
+        #expect(AuditEvent.hashInput(seq: 7, timestamp: "", actor: "", action: "", deviceID: "d", details: "", previousHash: "")
+            == Array("warden-audit-v1\n1:7\n0:\n0:\n0:\n1:d\n0:\n0:".utf8))
+        #expect(CanonicalJSON.encode([:]) == "{}")
+        #expect(CanonicalJSON.encode(["serial": "0a", "groups": "", "b\"q": "x\ny\u{1}"]) == #"{"b\"q":"x\ny\u0001","groups":"","serial":"0a"}"#)
     }
 }

@@ -7,6 +7,7 @@ extension WardenRoot {
     /// `warden audit …`
     struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "audit",
             abstract: "Read and verify the hash-chained audit log.", subcommands: [Log.self, Verify.self])
     }
 }
@@ -16,7 +17,7 @@ typealias Audit = WardenRoot.Audit
 extension WardenRoot.Audit {
     /// `warden audit log`
     struct Log: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Show audit events.")
+        static let configuration = CommandConfiguration(commandName: "log", abstract: "Show audit events.")
 
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only events about this device.") var device: String?
@@ -41,6 +42,7 @@ extension WardenRoot.Audit {
     /// `warden audit verify`
     struct Verify: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Check the audit hash chain; names the first edited, deleted or reordered event.")
 
         @OptionGroup var global: GlobalOptions

@@ -13,6 +13,7 @@ extension WardenRoot {
     /// `warden broker …`
     struct Broker: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "broker",
             abstract: "Set up the Mosquitto broker that enforces device identity.", subcommands: [Config.self])
     }
 }
@@ -21,6 +22,7 @@ extension WardenRoot.Broker {
     /// `warden broker config`
     struct Config: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "config",
             abstract: "Write a complete Mosquitto 2.0 setup: mTLS, CRL, dynamic-security with default deny.")
 
         @OptionGroup var global: GlobalOptions

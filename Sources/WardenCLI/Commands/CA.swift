@@ -9,6 +9,7 @@ extension WardenRoot {
     /// `warden ca …`
     struct CA: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "ca",
             abstract: "Create and inspect the certificate authority.",
             subcommands: [Init.self, Show.self, Bundle.self])
     }
@@ -20,6 +21,7 @@ extension WardenRoot.CA {
     /// `warden ca init`
     struct Init: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "init",
             abstract: "Create the root and issuing CAs (ECDSA P-256, keys encrypted at rest, mode 0600).")
 
         @OptionGroup var global: GlobalOptions
@@ -60,7 +62,7 @@ extension WardenRoot.CA {
 
     /// `warden ca show`
     struct Show: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the CA certificates.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the CA certificates.")
 
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Machine-readable output.") var json = false
@@ -95,7 +97,7 @@ extension WardenRoot.CA {
 
     /// `warden ca bundle`
     struct Bundle: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Write the trust bundle (issuing CA + root) as PEM.")
+        static let configuration = CommandConfiguration(commandName: "bundle", abstract: "Write the trust bundle (issuing CA + root) as PEM.")
 
         @OptionGroup var global: GlobalOptions
         @Option(help: "Output file (default stdout).") var out: String?

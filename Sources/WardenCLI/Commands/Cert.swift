@@ -7,6 +7,7 @@ extension WardenRoot {
     /// `warden cert …`
     struct Cert: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "cert",
             abstract: "Check certificates.", subcommands: [Verify.self])
     }
 }
@@ -17,6 +18,7 @@ extension WardenRoot.Cert {
     /// `warden cert verify`
     struct Verify: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "RFC 5280 path validation: chain, validity, key usage, purpose, revocation, hostname.",
             discussion: "Exit status: 0 valid; 1 invalid (reason on stderr); 2 bad input.")
 

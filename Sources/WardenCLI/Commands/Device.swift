@@ -10,6 +10,7 @@ extension WardenRoot {
     /// `warden device …`
     struct Device: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "device",
             abstract: "Enroll, inspect and revoke devices.",
             subcommands: [Enroll.self, List.self, Show.self, Revoke.self, Token.self, Config.self, Telemetry.self, Timeline.self])
     }
@@ -21,6 +22,7 @@ extension WardenRoot.Device {
     /// `warden device enroll`
     struct Enroll: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "enroll",
             abstract: "Issue a device certificate from a CSR the device generated itself.",
             discussion: """
                 Single: warden device enroll ID --csr FILE [--group G]... [--validity 90d] [--out FILE]
@@ -92,7 +94,7 @@ extension WardenRoot.Device {
 
     /// `warden device list`
     struct List: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "List enrolled devices.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List enrolled devices.")
 
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only devices with this status: active or revoked.") var status: String?
@@ -125,7 +127,7 @@ extension WardenRoot.Device {
 
     /// `warden device show`
     struct Show: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one device and its certificates.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one device and its certificates.")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Device id.") var id: String
@@ -207,6 +209,7 @@ extension WardenRoot.Device {
     /// `warden device token`
     struct Token: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "token",
             abstract: "Issue a one-time EST bootstrap token for a device that is not enrolled yet.",
             discussion: "The device enrolls itself with HTTP Basic auth ID:TOKEN on /.well-known/est/simpleenroll. The token is shown once; only its hash is stored.")
 
@@ -226,6 +229,7 @@ extension WardenRoot.Device {
     /// `warden device revoke`
     struct Revoke: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "revoke",
             abstract: "Revoke a device: registry and CRL in one step.",
             discussion: "Reasons (RFC 5280 §5.3.1): \(Revoke.reasons.map(\.name).joined(separator: ", ")).")
 

@@ -9,6 +9,7 @@ extension WardenRoot.Device {
     /// [--health-check "/abs/path [args]"] [--health-timeout SECONDS] --out FILE`
     struct Config: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "config",
             abstract: "Write a signed agent config for a device (verified by warden-agent run before anything starts).",
             discussion: """
                 The config holds the broker URL, the HTTPS URL, the trust bundle, the TUF root (when the firmware \

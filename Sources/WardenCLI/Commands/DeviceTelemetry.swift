@@ -7,6 +7,7 @@ extension WardenRoot.Device {
     /// `warden device telemetry ID [--since 3h] [--limit N] [--json]`
     struct Telemetry: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "telemetry",
             abstract: "Show the telemetry the authority received from a device, and its counters.",
             discussion: """
                 'warden serve' stores every record of the device's telemetry batches (d/<id>/up/telemetry) once, keyed \

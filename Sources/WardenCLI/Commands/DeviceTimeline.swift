@@ -8,6 +8,7 @@ extension WardenRoot.Device {
     /// `warden device timeline ID [--since 3h] [--until T] [--limit N] [--timeout 5] [--json]`
     struct Timeline: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "timeline",
             abstract: "Merge a device's flight recorder with the authority's own events about it, in time order.",
             discussion: """
                 Asks the device over the broker (identity warden-recorder) for its flight-recorder entries in the time \

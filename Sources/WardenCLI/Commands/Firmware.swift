@@ -9,6 +9,7 @@ extension WardenRoot {
     /// `warden firmware …`
     struct Firmware: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "firmware",
             abstract: "Signed firmware: the TUF 1.0 repository (keys, trusted root, targets).",
             discussion: """
                 Metadata lifetimes: timestamp 1 day, snapshot 7 days, targets 30 days, root 365 days. \
@@ -27,12 +28,14 @@ extension WardenRoot.Firmware {
     /// `warden firmware keys …`
     struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "keys",
             abstract: "Create or rotate the TUF role keys.", subcommands: [Init.self, Rotate.self])
     }
 
     /// `warden firmware root`
     struct Root: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "root",
             abstract: "Write the current root metadata: the trusted root devices are provisioned with.")
 
         @OptionGroup var global: GlobalOptions
@@ -48,6 +51,7 @@ extension WardenRoot.Firmware {
     /// `warden firmware add`
     struct Add: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Publish a firmware image as a TUF target (length, sha256, sha512, version, hardware, release counter, Merkle root).")
 
         @OptionGroup var global: GlobalOptions
@@ -92,7 +96,7 @@ extension WardenRoot.Firmware {
 
     /// `warden firmware list`
     struct List: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "List the published firmware releases.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the published firmware releases.")
 
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Machine-readable output.") var json = false
@@ -119,6 +123,7 @@ extension WardenRoot.Firmware.Keys {
     /// `warden firmware keys init`
     struct Init: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "init",
             abstract: "Create the TUF roles: root (2 of 3 keys, Ed25519 and ECDSA P-256, keep offline), targets, snapshot, timestamp.",
             discussion: "Keys are encrypted with the CA passphrase (mode 0600). Refuses to overwrite an existing repository.")
 
@@ -147,6 +152,7 @@ extension WardenRoot.Firmware.Keys {
     /// `warden firmware keys rotate ROLE`
     struct Rotate: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rotate",
             abstract: "Replace a role's keys; publishes a new root signed by the old and the new root keys.")
 
         @OptionGroup var global: GlobalOptions

@@ -11,6 +11,7 @@ extension WardenRoot {
     /// `warden operator …`
     struct Operator: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "operator",
             abstract: "Issue, list and revoke operator client certificates for the admin API.",
             discussion: """
                 An operator certificate has CN warden-op-<name> (a prefix no device id can take) and carries its role as \
@@ -24,7 +25,7 @@ extension WardenRoot {
 extension WardenRoot.Operator {
     /// `warden operator issue NAME --role ROLE --csr FILE [--out FILE]`
     struct Issue: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Issue an operator certificate carrying a role.")
+        static let configuration = CommandConfiguration(commandName: "issue", abstract: "Issue an operator certificate carrying a role.")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Operator name (CN becomes warden-op-<name>).") var name: String
@@ -67,7 +68,7 @@ extension WardenRoot.Operator {
 
     /// `warden operator list`
     struct List: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "List operator certificates.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List operator certificates.")
 
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Machine-readable output.") var json = false
@@ -88,7 +89,7 @@ extension WardenRoot.Operator {
 
     /// `warden operator revoke NAME --reason R`
     struct Revoke: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke every certificate of an operator (registry and CRL).")
+        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke every certificate of an operator (registry and CRL).")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Operator name.") var name: String

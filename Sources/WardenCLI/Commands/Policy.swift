@@ -9,6 +9,7 @@ extension WardenRoot {
     /// `warden policy …`
     struct Policy: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "policy",
             abstract: "Explain, check, diff, apply and roll back policy documents.",
             subcommands: [Check.self, Explain.self, Diff.self, Apply.self, History.self, Rollback.self])
     }
@@ -29,6 +30,7 @@ extension WardenRoot.Policy {
     /// `warden policy explain`
     struct Explain: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "explain",
             abstract: "Decide one request and show the statement(s) that decided it.")
 
         @OptionGroup var global: GlobalOptions
@@ -76,6 +78,7 @@ extension WardenRoot.Policy {
     /// `warden policy check`
     struct Check: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Validate policy documents and warn on risky grants.",
             discussion: "Exit 2 on a syntax or semantic error (naming file and statement); warnings exit 0, or 1 with --strict.")
 
@@ -110,6 +113,7 @@ extension WardenRoot.Policy {
     /// `warden policy diff`
     struct Diff: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "diff",
             abstract: "Which principals gain or lose which permissions between two policy sets (exact, by filter algebra).",
             discussion: """
                 Devices named for group and device principals come from --devices FILE (JSON [{"id":…,"groups":[…]}] or \

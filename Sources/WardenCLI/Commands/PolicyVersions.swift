@@ -9,6 +9,7 @@ extension WardenRoot.Policy {
     /// `warden policy apply PATH`
     struct Apply: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "apply",
             abstract: "Validate policy documents, store them as the next numbered version and push them to the broker.",
             discussion: """
                 PATH is a policy file or a directory of *.json documents. Any syntax or semantic error stops the apply \
@@ -42,6 +43,7 @@ extension WardenRoot.Policy {
     /// `warden policy rollback N`
     struct Rollback: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rollback",
             abstract: "Make version N active again, as a new version (audited, pushed to the broker).")
 
         @OptionGroup var global: GlobalOptions
@@ -99,7 +101,7 @@ extension WardenRoot.Policy {
 
     /// `warden policy history`
     struct History: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "List the stored policy versions; the newest is active.")
+        static let configuration = CommandConfiguration(commandName: "history", abstract: "List the stored policy versions; the newest is active.")
 
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Machine-readable output.") var json = false

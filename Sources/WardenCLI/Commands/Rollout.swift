@@ -8,6 +8,7 @@ extension WardenRoot {
     /// `warden rollout …`
     struct Rollout: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rollout",
             abstract: "Staged firmware rollouts: per-device assignments released in waves, auto-abort above a failure rate.",
             subcommands: [Create.self, Status.self, Pause.self, Resume.self, Abort.self])
     }
@@ -16,7 +17,7 @@ extension WardenRoot {
 extension WardenRoot.Rollout {
     /// `warden rollout create`
     struct Create: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Roll a published target out to a device group.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Roll a published target out to a device group.")
 
         @OptionGroup var global: GlobalOptions
         @Option(help: "The target, NAME@VERSION, as 'warden firmware list' shows it.") var target: String
@@ -46,7 +47,7 @@ extension WardenRoot.Rollout {
 
     /// `warden rollout status`
     struct Status: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Per-state device counts and failure reasons of a rollout.")
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "Per-state device counts and failure reasons of a rollout.")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The rollout id.") var id: Int64
@@ -71,7 +72,7 @@ extension WardenRoot.Rollout {
 
     /// `warden rollout pause`
     struct Pause: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop releasing waves.")
+        static let configuration = CommandConfiguration(commandName: "pause", abstract: "Stop releasing waves.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The rollout id.") var id: Int64
 
@@ -83,7 +84,7 @@ extension WardenRoot.Rollout {
 
     /// `warden rollout resume`
     struct Resume: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Release waves again.")
+        static let configuration = CommandConfiguration(commandName: "resume", abstract: "Release waves again.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The rollout id.") var id: Int64
 
@@ -95,7 +96,7 @@ extension WardenRoot.Rollout {
 
     /// `warden rollout abort`
     struct Abort: WardenCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop the rollout for good; unfinished devices are cancelled.")
+        static let configuration = CommandConfiguration(commandName: "abort", abstract: "Stop the rollout for good; unfinished devices are cancelled.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The rollout id.") var id: Int64
         @Option(help: "Why, for the audit log.") var reason: String = "aborted by operator"

@@ -8,6 +8,7 @@ extension WardenRoot {
     /// `warden serve`
     struct Serve: WardenCommand {
         static let configuration = CommandConfiguration(
+            commandName: "serve",
             abstract: "Run the authority: supervise the broker, keep its CRL and roles in sync, serve HTTPS (EST, OCSP, CRL, metrics).",
             discussion: "Stops gracefully on SIGTERM or SIGINT.")
 

@@ -12,8 +12,9 @@ public struct IssuedCertificate: Sendable {
     public let serial: String
     /// DER of the leaf certificate.
     public let der: [UInt8]
-    /// PEM of the leaf followed by the issuing CA certificate: what a device installs.
-    public let chainPEM: String
+    /// PEM of the leaf followed by the issuing CA certificate: what a device installs (encoded when asked for).
+    public var chainPEM: String { PEMInput.pem(der, label: "CERTIFICATE") + issuingCertificatePEM }
+    let issuingCertificatePEM: String
     /// Start of validity.
     public let notBefore: Date
     /// End of validity.
@@ -39,6 +40,8 @@ public struct CertificateAuthority: Sendable {
     /// The issuing certificate as PEM and its key identifier, computed once: every issuance needs them.
     let issuingCertificatePEM: String
     let issuingKeyIdentifier: ArraySlice<UInt8>
+    /// The DER pieces every device certificate of this CA shares, encoded once.
+    let deviceParts: DeviceCertificateParts
 
     /// Backdating of notBefore, to tolerate device clocks that run a little slow.
     public static let clockSkewAllowance: TimeInterval = 300
@@ -46,27 +49,62 @@ public struct CertificateAuthority: Sendable {
     /// Loads the issuing CA from `layout`, decrypting the issuing key with `passphrase`.
     /// - Throws: `.notFound` if there is no CA, `.wrongPassphrase`, or `.badInput` for corrupted files.
     public static func load(layout: CALayout, passphrase: [UInt8]) throws -> CertificateAuthority {
-        guard SecureFile.mode(of: layout.issuingCertificate) != nil else {
-            throw WardenError.notFound("no CA in '\(layout.home)'; run 'warden ca init' first")
+        try Locked.load(layout: layout).unlock(passphrase: passphrase)
+    }
+
+    /// The issuing CA before its key is decrypted: certificates and device profile only.
+    ///
+    /// Decrypting the issuing key costs a deliberate ~80 ms of PBKDF2 (``EncryptedPKCS8/defaultIterations``). A batch
+    /// checks CSRs, which needs no private key, with a `Locked` authority while ``unlock(passphrase:)`` runs on another
+    /// thread.
+    public struct Locked: Sendable {
+        /// The files of this authority.
+        public let layout: CALayout
+        /// The device profile in force.
+        public let profile: CertificateProfile
+        let issuingCertificate: Certificate
+        let rootCertificate: Certificate
+
+        /// Reads the CA certificates and the device profile of `layout`.
+        /// - Throws: `.notFound` if there is no CA, `.badInput` for corrupted files.
+        public static func load(layout: CALayout) throws -> Locked {
+            guard SecureFile.mode(of: layout.issuingCertificate) != nil else {
+                throw WardenError.notFound("no CA in '\(layout.home)'; run 'warden ca init' first")
+            }
+            let issuing = try CertificateAuthority.loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
+            let root = try CertificateAuthority.loadCertificate(layout.rootCertificate, what: "root CA certificate")
+            let profile: CertificateProfile
+            if SecureFile.mode(of: layout.deviceProfile) != nil {
+                profile = try CertificateProfile.parse(
+                    json: try SecureFile.read(layout.deviceProfile, what: "device profile"), source: layout.deviceProfile)
+            } else {
+                profile = .builtInDevice
+            }
+            return Locked(layout: layout, profile: profile, issuingCertificate: issuing, rootCertificate: root)
         }
-        let issuing = try loadCertificate(layout.issuingCertificate, what: "issuing CA certificate")
-        let root = try loadCertificate(layout.rootCertificate, what: "root CA certificate")
-        let keyPEM = try SecureFile.readText(layout.issuingKey, what: "issuing CA key")
-        let key = try EncryptedPKCS8.openPrivateKey(pem: keyPEM, passphrase: passphrase)
-        guard key.publicKey == issuing.publicKey else {
-            throw WardenError.badInput("issuing CA key '\(layout.issuingKey)' does not match '\(layout.issuingCertificate)'")
+
+        /// Checks a CSR for `deviceID` against the device profile (see ``CertificateAuthority/validateCSR(_:deviceID:source:)``).
+        public func validateCSR(_ bytes: [UInt8], deviceID: DeviceID, source: String) throws -> ValidatedCSR {
+            try CSRValidator.validate(bytes, deviceID: deviceID, profile: profile, source: source)
         }
-        let profile: CertificateProfile
-        if SecureFile.mode(of: layout.deviceProfile) != nil {
-            profile = try CertificateProfile.parse(
-                json: try SecureFile.read(layout.deviceProfile, what: "device profile"), source: layout.deviceProfile)
-        } else {
-            profile = .builtInDevice
+
+        /// Decrypts the issuing key with `passphrase` and checks that it belongs to the issuing certificate.
+        /// - Throws: `.wrongPassphrase`, or `.badInput` for a corrupted or mismatched key file.
+        public func unlock(passphrase: [UInt8]) throws -> CertificateAuthority {
+            let keyPEM = try SecureFile.readText(layout.issuingKey, what: "issuing CA key")
+            let key = try EncryptedPKCS8.openPrivateKey(pem: keyPEM, passphrase: passphrase)
+            guard key.publicKey == issuingCertificate.publicKey else {
+                throw WardenError.badInput("issuing CA key '\(layout.issuingKey)' does not match '\(layout.issuingCertificate)'")
+            }
+            let keyIdentifier = try CertificateAuthority.subjectKeyIdentifier(of: issuingCertificate)
+            return CertificateAuthority(
+                layout: layout, profile: profile, issuingCertificate: issuingCertificate, rootCertificate: rootCertificate,
+                issuingKey: key, issuingCertificatePEM: PEMInput.pem(try issuingCertificate.derBytes(), label: "CERTIFICATE"),
+                issuingKeyIdentifier: keyIdentifier,
+                deviceParts: try DeviceCertificateParts(
+                    profile: profile, issuer: issuingCertificate.subject, issuerKeyIdentifier: keyIdentifier,
+                    signatureAlgorithm: CertificateAuthority.signatureAlgorithm(for: key)))
         }
-        return CertificateAuthority(
-            layout: layout, profile: profile, issuingCertificate: issuing, rootCertificate: root, issuingKey: key,
-            issuingCertificatePEM: PEMInput.pem(try issuing.derBytes(), label: "CERTIFICATE"),
-            issuingKeyIdentifier: try subjectKeyIdentifier(of: issuing))
     }
 
     /// Summaries of the root and issuing certificates, read without any key.
@@ -137,6 +175,13 @@ public struct CertificateAuthority: Sendable {
     /// The serial is fresh and random on every call; a caller that hits the registry's uniqueness constraint
     /// simply calls again.
     public func issue(_ csr: ValidatedCSR, validity requested: WardenDuration?, now: Date) throws -> IssuedCertificate {
+        try issue(csr, template: try deviceTemplate(validity: requested, now: now))
+    }
+
+    /// The parts of the device certificates issued at `now` with `requested` validity that are the same for every
+    /// device: build it once per batch and pass it to ``issue(_:template:)`` for each device.
+    /// - Throws: `.policy` if the validity exceeds the profile's maximum or would outlive the issuing CA.
+    public func deviceTemplate(validity requested: WardenDuration?, now: Date) throws -> DeviceCertificateTemplate {
         let validity = try resolveValidity(requested)
         let start = Date(timeIntervalSince1970: (now.timeIntervalSince1970 - Self.clockSkewAllowance).rounded(.down))
         let end = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down) + validity.timeInterval)
@@ -144,70 +189,35 @@ public struct CertificateAuthority: Sendable {
             throw WardenError.policy(
                 "validity \(validity) would outlive the issuing CA, which expires \(ISO8601DateFormatter().string(from: issuingCertificate.notValidAfter))")
         }
-        var subject = DistinguishedName()
-        if let organization = organizationName(of: issuingCertificate.subject) {
-            subject.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.organizationName, utf8String: organization)))
-        }
-        subject.append(RelativeDistinguishedName(.init(type: .RDNAttributeType.commonName, utf8String: csr.deviceID.rawValue)))
+        return DeviceCertificateTemplate(parts: deviceParts, notBefore: start, notAfter: end)
+    }
 
-        let extensions = try deviceExtensions(for: csr)
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: SerialNumbers.random(),
-            publicKey: csr.publicKey,
-            notValidBefore: start,
-            notValidAfter: end,
-            issuer: issuingCertificate.subject,
-            subject: subject,
-            signatureAlgorithm: Self.signatureAlgorithm(for: issuingKey),
-            extensions: extensions,
-            issuerPrivateKey: issuingKey
-        )
-        let der = try certificate.derBytes()
+    /// Issues the device certificate for `csr` from a template made by this authority's
+    /// ``deviceTemplate(validity:now:)``, with a fresh random serial.
+    public func issue(_ csr: ValidatedCSR, template: DeviceCertificateTemplate) throws -> IssuedCertificate {
+        guard template.parts.authorityKeyIdentifier == deviceParts.authorityKeyIdentifier else {
+            throw WardenError.internal("a device certificate template of another CA was used")
+        }
+        return try issue(csr, template: template, serial: SerialNumbers.randomBytes())
+    }
+
+    /// Issues with a given serial (``SerialNumbers`` bytes); tests compare the result with swift-certificates' builder.
+    func issue(_ csr: ValidatedCSR, template: DeviceCertificateTemplate, serial: [UInt8]) throws -> IssuedCertificate {
+        let keyIdentifier = Array(Insecure.SHA1.hash(data: csr.subjectPublicKeyInfo[csr.subjectPublicKeyBits]))
+        let tbs = try template.tbsCertificate(
+            serial: serial, deviceID: csr.deviceID, subjectPublicKeyInfo: csr.subjectPublicKeyInfo, keyIdentifier: keyIdentifier)
+        let signature = try issuingKey.sign(bytes: tbs, signatureAlgorithm: deviceParts.signatureAlgorithm)
+        let der = template.certificate(tbs: tbs, signature: signature.rawRepresentation)
         return IssuedCertificate(
             deviceID: csr.deviceID,
-            serial: Digest.hex(certificate.serialNumber.bytes),
+            serial: Digest.hex(serial),
             der: der,
-            chainPEM: PEMInput.pem(der, label: "CERTIFICATE") + issuingCertificatePEM,
-            notBefore: start,
-            notAfter: end,
+            issuingCertificatePEM: issuingCertificatePEM,
+            notBefore: template.notBefore,
+            notAfter: template.notAfter,
             publicKeyFingerprint: csr.publicKeyFingerprint,
             sha256Fingerprint: Digest.hex(Digest.sha256(der))
         )
-    }
-
-    func deviceExtensions(for csr: ValidatedCSR) throws -> Certificate.Extensions {
-        var usage = KeyUsage()
-        for name in profile.keyUsage {
-            switch name {
-            case "digitalSignature": usage.digitalSignature = true
-            case "keyAgreement": usage.keyAgreement = true
-            default: throw WardenError.badInput("device profile: keyUsage '\(name)' is not supported")
-            }
-        }
-        let ekus: [ExtendedKeyUsage.Usage] = try profile.extendedKeyUsage.map { name in
-            switch name {
-            case "clientAuth": return .clientAuth
-            case "serverAuth": return .serverAuth
-            default: throw WardenError.badInput("device profile: extendedKeyUsage '\(name)' is not supported")
-            }
-        }
-        var list: [Certificate.Extension] = [
-            try Certificate.Extension(usage, critical: true),
-            try Certificate.Extension(ExtendedKeyUsage(ekus), critical: false),
-            try Certificate.Extension(SubjectKeyIdentifier(hash: csr.publicKey), critical: false),
-            try Certificate.Extension(
-                AuthorityKeyIdentifier(keyIdentifier: issuingKeyIdentifier), critical: false),
-        ]
-        if profile.subjectAltName == .dns, let suffix = profile.dnsSuffix {
-            list.append(
-                try Certificate.Extension(
-                    SubjectAlternativeNames([.dnsName("\(csr.deviceID.rawValue).\(suffix)")]), critical: false))
-        }
-        if let url = profile.crlDistributionPoint {
-            list.append(Self.crlDistributionPoint(url))
-        }
-        return try Certificate.Extensions(list)
     }
 
     static func subjectKeyIdentifier(of certificate: Certificate) throws -> ArraySlice<UInt8> {
@@ -221,7 +231,9 @@ public struct CertificateAuthority: Sendable {
         return .ecdsaWithSHA256
     }
 
-    func organizationName(of name: DistinguishedName) -> String? {
+    func organizationName(of name: DistinguishedName) -> String? { Self.organizationName(of: name) }
+
+    static func organizationName(of name: DistinguishedName) -> String? {
         for rdn in name {
             for attribute in rdn where attribute.type == .RDNAttributeType.organizationName {
                 return String(attribute.value)
@@ -260,5 +272,29 @@ enum DERBytes {
             out.append(contentsOf: lengthBytes)
         }
         return out + contents
+    }
+
+    /// The DER encoding of `element`.
+    static func encode(_ element: some DERSerializable) throws -> [UInt8] {
+        var serializer = DER.Serializer()
+        try serializer.serialize(element)
+        return serializer.serializedBytes
+    }
+
+    /// Bytes taken by a tag and the definite length `length`.
+    static func headerLength(_ length: Int) -> Int {
+        length < 0x80 ? 2 : length < 0x100 ? 3 : length < 0x1_0000 ? 4 : length < 0x100_0000 ? 5 : 6
+    }
+
+    /// Appends a tag and the definite length `length` (X.690 §8.1.3) to `out`.
+    static func appendHeader(_ tag: UInt8, _ length: Int, to out: inout [UInt8]) {
+        out.append(tag)
+        if length < 0x80 {
+            out.append(UInt8(length))
+            return
+        }
+        let count = headerLength(length) - 2
+        out.append(0x80 | UInt8(count))
+        for index in stride(from: count - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: length >> (8 * index))) }
     }
 }

@@ -10,6 +10,11 @@ import X509
 enum SerialNumbers {
     /// A fresh random serial.
     static func random() -> Certificate.SerialNumber {
+        Certificate.SerialNumber(bytes: randomBytes())
+    }
+
+    /// A fresh random serial's 16 big-endian bytes (the INTEGER's content octets).
+    static func randomBytes() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16)
@@ -18,6 +23,6 @@ enum SerialNumbers {
             for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
         }
         bytes[0] = (bytes[0] & 0x7F) | 0x40
-        return Certificate.SerialNumber(bytes: bytes)
+        return bytes
     }
 }
