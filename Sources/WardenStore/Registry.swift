@@ -254,7 +254,7 @@ public final class Registry: Sendable {
     /// (a batch records hundreds of rows per transaction; each lookup hashes the SQL text).
     struct EnrollStatements {
         let existing: Statement
-        let serialTaken: Statement
+        let deleteDevice: Statement
         let insertDevice: Statement
         let insertGroup: Statement
         let insertCertificate: Statement
@@ -265,14 +265,17 @@ public final class Registry: Sendable {
                     SELECT d.status, d.current_serial, c.public_key_fingerprint FROM devices d
                     JOIN certificates c ON c.serial = d.current_serial WHERE d.id = ?
                     """)
-            serialTaken = try db.cachedStatement(sql: "SELECT 1 FROM certificates WHERE serial = ?")
+            deleteDevice = try db.cachedStatement(sql: "DELETE FROM devices WHERE id = ?")
             insertDevice = try db.cachedStatement(
-                sql: "INSERT INTO devices (id, status, created_at, updated_at, current_serial) VALUES (?, 'active', ?, ?, ?)")
+                sql: """
+                    INSERT INTO devices (id, status, created_at, updated_at, current_serial) VALUES (?, 'active', ?, ?, ?)
+                    ON CONFLICT (id) DO NOTHING
+                    """)
             insertGroup = try db.cachedStatement(sql: "INSERT INTO device_groups (device_id, name) VALUES (?, ?)")
             insertCertificate = try db.cachedStatement(
                 sql: """
                     INSERT INTO certificates (serial, device_id, not_before, not_after, issued_at, public_key_fingerprint, sha256, der)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING
                     """)
         }
     }
@@ -285,7 +288,15 @@ public final class Registry: Sendable {
         _ e: Enrollment, actor: String, now: Date, db: Database, statements: EnrollStatements, audit: inout AuditWriter
     ) throws -> EnrollOutcome {
         let id = e.deviceID.rawValue
-        if let existing = try Row.fetchOne(statements.existing, arguments: [id]) {
+        let stamp = now.timeIntervalSince1970
+        // The usual case costs three inserts and no lookup: the primary keys tell an enrolled id and a taken serial
+        // apart (`ON CONFLICT … DO NOTHING` + the change count; a statement that fails is not reused, since SQLite
+        // reports its error again on the next reset).
+        try statements.insertDevice.execute(arguments: [id, stamp, stamp, e.serial])
+        if db.changesCount == 0 {
+            guard let existing = try Row.fetchOne(statements.existing, arguments: [id]) else {
+                throw WardenError.storage("device '\(id)' is in the registry without its certificate")
+            }
             let status: String = existing[0]
             let serial: String = existing[1]
             let fingerprint: String = existing[2]
@@ -295,20 +306,20 @@ public final class Registry: Sendable {
             if fingerprint == e.publicKeyFingerprint { return .alreadyEnrolledWithSameKey(serial: serial) }
             return .conflict("device '\(id)' is already enrolled with a different key")
         }
-        if try Bool.fetchOne(statements.serialTaken, arguments: [e.serial]) == true {
-            return .serialCollision
-        }
-        let stamp = now.timeIntervalSince1970
-        try statements.insertDevice.execute(arguments: [id, stamp, stamp, e.serial])
-        let groups = e.groups.isEmpty ? [] : Array(Set(e.groups)).sorted()
-        for group in groups {
-            try statements.insertGroup.execute(arguments: [id, group])
-        }
         try statements.insertCertificate.execute(
             arguments: [
                 e.serial, id, e.notBefore.timeIntervalSince1970, e.notAfter.timeIntervalSince1970, stamp,
                 e.publicKeyFingerprint, e.sha256, Data(e.der),
             ])
+        if db.changesCount == 0 {
+            // The serial is taken (126 random bits: astronomically rare): undo this row's device, the caller retries.
+            try statements.deleteDevice.execute(arguments: [id])
+            return .serialCollision
+        }
+        let groups = e.groups.isEmpty ? [] : Array(Set(e.groups)).sorted()
+        for group in groups {
+            try statements.insertGroup.execute(arguments: [id, group])
+        }
         // The chunk's writer keeps the chain head in memory: one head update per transaction, not per row.
         let notAfter = audit.timeString(e.notAfter)
         try audit.append(

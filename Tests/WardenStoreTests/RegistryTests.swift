@@ -22,8 +22,14 @@ struct RegistryTests {
             if case .conflict = $0 { return true } else { return false }
         } == true)
         #expect(try registry.record([try enrollment("dev-two", serial: "01")], actor: "t", now: Date()) == [.serialCollision])
+        #expect(try registry.device("dev-two") == nil, "a serial collision leaves no device row behind")
+        // In one transaction: the collision is undone, the rows around it are recorded.
+        #expect(try registry.record([
+            try enrollment("dev-three", serial: "03"), try enrollment("dev-four", serial: "01"), try enrollment("dev-five", serial: "05"),
+        ], actor: "t", now: Date()) == [.enrolled, .serialCollision, .enrolled])
+        #expect(try registry.device("dev-four") == nil && registry.device("dev-three") != nil && registry.device("dev-five") != nil)
+        #expect(try registry.certificateCount() == 3)
         #expect(try registry.device("dev-one")?.groups == ["a", "b"])
-        #expect(try registry.certificateCount() == 1)
     }
 
     @Test("revocation rolls back when publishing the CRL fails")
