@@ -17,14 +17,19 @@ deps-test:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-release: deps
-	$(SWIFT) build -c release $(SWIFT_FLAGS)
+## Release builds link the Swift runtime and Foundation statically (--static-swift-stdlib): the binaries need no
+## Swift toolchain on the target, and start faster (no relocation of a dozen shared Swift libraries).
+RELEASE_FLAGS = -c release --static-swift-stdlib --scratch-path .build-release-static
 
-## The device binary: release warden-agent with the Swift runtime and Foundation linked statically (a device needs
-## no Swift toolchain; only libc, libstdc++, libmosquitto and OpenSSL; libcurl is opened only for HTTPS).
+release: deps
+	$(SWIFT) build $(RELEASE_FLAGS) $(SWIFT_FLAGS)
+	@echo "binaries: $$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)"
+
+## The device binary alone: release warden-agent, static like `make release` (a device needs only libc, libstdc++,
+## libmosquitto and OpenSSL; libcurl is opened only for HTTPS).
 agent: deps
-	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-agent-static $(SWIFT_FLAGS) --product warden-agent
-	@echo "device binary: $$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-agent-static --show-bin-path)/warden-agent"
+	$(SWIFT) build $(RELEASE_FLAGS) $(SWIFT_FLAGS) --product warden-agent
+	@echo "device binary: $$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/warden-agent"
 
 ## Installs what is missing, builds, and runs the admin flow on a throw-away home.
 quickstart: deps-quickstart

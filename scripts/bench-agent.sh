@@ -21,13 +21,13 @@ SIZE_MIB=${SIZE_MIB:-8}
 RECORDS=${RECORDS:-20000}
 
 if [[ -z "${WARDEN_BIN_DIR:-}" ]]; then
-    (cd "$ROOT" && swift build -c release --scratch-path .build-agent-release --product warden >&2)
-    WARDEN_BIN_DIR="$ROOT/.build-agent-release/release"
+    (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-release-static --product warden >&2)
+    WARDEN_BIN_DIR="$ROOT/.build-release-static/release"
 fi
 if [[ -z "${AGENT_BIN:-}" ]]; then
     # The device binary as `make agent` builds it: release, Swift runtime and Foundation linked statically.
-    (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-agent-static --product warden-agent >&2)
-    AGENT_BIN="$ROOT/.build-agent-static/release/warden-agent"
+    (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-release-static --product warden-agent >&2)
+    AGENT_BIN="$ROOT/.build-release-static/release/warden-agent"
 fi
 WARDEN="$WARDEN_BIN_DIR/warden"
 AGENT="$AGENT_BIN"

@@ -7,7 +7,7 @@
 #   ROWS=2000     CSRs in the batch
 #   RUNS=3        interleaved runs of each contender (medians are reported)
 #   JOBS=2        warden --jobs
-#   WARDEN=path   use this warden binary instead of building one (release, scratch path .build-release)
+#   WARDEN=path   use this warden binary instead of building one (`make release`: static, .build-release-static)
 #   BIG_ROWS=6000 a second, larger batch for warden's marginal rate (rows/s between ROWS and BIG_ROWS rows, which
 #                 cancels the fixed per-process cost: start-up and the issuing key's PBKDF2); 0 skips it
 # Needs: swift, python3 with 'cryptography', openssl. Runtime: about 50 s after the build (RUNS=3).
@@ -70,9 +70,9 @@ openssl_ecdsa() {
 }
 
 if [[ -z "${WARDEN:-}" ]]; then
-    echo "== building warden (release, scratch path .build-release)" >&2
-    (cd "$ROOT" && swift build -c release --scratch-path .build-release --product warden >&2)
-    WARDEN="$(cd "$ROOT" && swift build -c release --scratch-path .build-release --show-bin-path)/warden"
+    echo "== building warden (release as \`make release\` builds it: static, scratch path .build-release-static)" >&2
+    (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-release-static --product warden >&2)
+    WARDEN="$(cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-release-static --show-bin-path)/warden"
 fi
 
 echo "== making $ROWS CSRs" >&2
