@@ -63,6 +63,15 @@ func snapshot(_ path: String) -> [String: Data] {
 }
 
 @Suite struct SlotStoreTests {
+    /// A store in `dir/state` with release 1.0.0 (counter 1) installed and committed in slot a: where most tests start.
+    func committedStore(_ dir: TemporaryDirectory) throws -> SlotStore {
+        let store = SlotStore(stateDirectory: dir.file("state"))
+        let v1 = try SlotFixture.make(dir, version: "1.0.0", counter: 1)
+        try store.install(image: v1.image, manifest: v1.manifest)
+        try store.commit()
+        return store
+    }
+
     @Test("install → trial → healthy check (sees its slot) → commit → floor raised; the next release goes to the other slot")
     func installHealthyCommit() async throws {
         let dir = try TemporaryDirectory()
@@ -111,10 +120,7 @@ func snapshot(_ path: String) -> [String: Data] {
     @Test("a failing health check (exit 1) → rollback: the old active slot stays, the failed image is unbootable")
     func failingHealthCheckRollsBack() async throws {
         let dir = try TemporaryDirectory()
-        let store = SlotStore(stateDirectory: dir.file("state"))
-        let v1 = try SlotFixture.make(dir, version: "1.0.0", counter: 1)
-        try store.install(image: v1.image, manifest: v1.manifest)
-        try store.commit()
+        let store = try committedStore(dir)
         let v2 = try SlotFixture.make(dir, version: "2.0.0", counter: 2)
         try store.install(image: v2.image, manifest: v2.manifest)
         // 100 kB of output: only the first 4 KiB are kept.
@@ -144,10 +150,7 @@ func snapshot(_ path: String) -> [String: Data] {
     @Test("a health check that outlives its timeout is SIGKILLed (with its process group) → rollback")
     func timingOutHealthCheck() async throws {
         let dir = try TemporaryDirectory()
-        let store = SlotStore(stateDirectory: dir.file("state"))
-        let v1 = try SlotFixture.make(dir, version: "1.0.0", counter: 1)
-        try store.install(image: v1.image, manifest: v1.manifest)
-        try store.commit()
+        let store = try committedStore(dir)
         let v2 = try SlotFixture.make(dir, version: "1.0.1", counter: 2)
         try store.install(image: v2.image, manifest: v2.manifest)
         let pidFile = dir.file("pid")
@@ -185,10 +188,7 @@ func snapshot(_ path: String) -> [String: Data] {
     @Test("a tampered image (one byte flipped) or a wrong length is refused and nothing is written", arguments: ["flip", "longer", "shorter", "manifest-length"])
     func tamperedImageRefused(kind: String) throws {
         let dir = try TemporaryDirectory()
-        let store = SlotStore(stateDirectory: dir.file("state"))
-        let v1 = try SlotFixture.make(dir, version: "1.0.0", counter: 1)
-        try store.install(image: v1.image, manifest: v1.manifest)
-        try store.commit()
+        let store = try committedStore(dir)
         var v2 = try SlotFixture.make(dir, version: "1.1.0", counter: 2)
         switch kind {
         case "flip": try flipByte(v2.image, at: 4097)
@@ -255,10 +255,7 @@ func snapshot(_ path: String) -> [String: Data] {
     @Test("recover() after the active image is corrupted switches to the verified other slot")
     func recoverSwitchesToOtherSlot() throws {
         let dir = try TemporaryDirectory()
-        let store = SlotStore(stateDirectory: dir.file("state"))
-        let v1 = try SlotFixture.make(dir, version: "1.0.0", counter: 1)
-        try store.install(image: v1.image, manifest: v1.manifest)
-        try store.commit()
+        let store = try committedStore(dir)
         let v2 = try SlotFixture.make(dir, version: "1.1.0", counter: 2)
         try store.install(image: v2.image, manifest: v2.manifest)
         try store.commit()
@@ -280,10 +277,7 @@ func snapshot(_ path: String) -> [String: Data] {
     @Test("recover(): a verified pending trial is reported, a damaged one discarded, leftovers removed")
     func recoverTrials() throws {
         let dir = try TemporaryDirectory()
-        let store = SlotStore(stateDirectory: dir.file("state"))
-        let v1 = try SlotFixture.make(dir, version: "1.0.0", counter: 1)
-        try store.install(image: v1.image, manifest: v1.manifest)
-        try store.commit()
+        let store = try committedStore(dir)
         let v2 = try SlotFixture.make(dir, version: "1.1.0", counter: 2)
         try store.install(image: v2.image, manifest: v2.manifest)
         try Data("partial".utf8).write(to: URL(fileURLWithPath: store.directory(of: .b) + "/image.tmp"))

@@ -33,6 +33,9 @@ public enum WorkingSet {
         public var refused: Int
     }
 
+    /// The system page size, bytes.
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
     /// Linux's `MADV_PAGEOUT` (since 5.4).
     static let pageOut: Int32 = 21
 
@@ -125,7 +128,7 @@ public enum WorkingSet {
     /// The runs of pages of `range` that are resident and still the file's own (page cache) pages, not private
     /// copies, from `/proc/self/pagemap` (bit 63 present, bit 61 file page; Documentation/admin-guide/mm/pagemap.rst).
     static func cleanFilePages(in range: Range<Int>, pagemap: Int32) -> [Range<Int>] {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let page = pageSize
         guard page > 0 else { return [] }
         let pages = range.count / page
         var entries = [UInt64](repeating: 0, count: pages)
